@@ -1,0 +1,1 @@
+"""Viseme and prosody events become per-frame mouth weights (the mixer), then composed frames."""
