@@ -37,7 +37,7 @@ BUMP_HORIZON = 20.0  # bumps older than this many time constants are negligible 
 
 @dataclass(frozen=True)
 class MixerConfig:
-    time_constant_s: float = 0.045  # 63 % rise time of a weight after a step in its target
+    time_constant_s: float = 0.035  # 63 % rise time; short enough for MBP/FV to close fully (speech/timeline.py)
     time_constant_overrides_s: dict[str, float] = field(default_factory=dict)
     visemes: tuple[str, ...] = VISEMES
 
@@ -54,7 +54,7 @@ class MixerConfig:
     @classmethod
     def from_json(cls, data: dict) -> MixerConfig:
         return cls(
-            float(data.get("time_constant_s", 0.045)),
+            float(data.get("time_constant_s", 0.035)),
             {k: float(v) for k, v in data.get("time_constant_overrides_s", {}).items()},
             tuple(data.get("visemes", VISEMES)),
         )

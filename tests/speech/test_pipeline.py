@@ -1,0 +1,135 @@
+"""Text -> segments with real Piper audio: one clock for audio, visemes and prosody; lazy; cancellable;
+and the data-channel messages built from them validate against the documented schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from photoavatar.animate.mixer import mix
+from photoavatar.speech.engine import SpeechError
+from photoavatar.speech.events import (
+    PROSODY_MESSAGE_SCHEMA,
+    VISEME_MESSAGE_SCHEMA,
+    MessageError,
+    encode,
+    prosody_message,
+    validate,
+    viseme_message,
+)
+from photoavatar.speech.phoneme_map import shapes_for
+from photoavatar.speech.pipeline import stream_speech
+from photoavatar.speech.timeline import closure_window_s
+
+REPO = Path(__file__).resolve().parents[2]
+TEXT = "Bob bought a big blue paper map. My mom made maple muffins. Pam picked a pumpkin."
+
+
+@pytest.fixture(scope="module")
+def segments(piper_engine):
+    return list(stream_speech(piper_engine, TEXT))
+
+
+def test_segments_share_one_clock_and_tile_the_audio(segments):
+    assert len(segments) >= 3
+    position = 0
+    for segment in segments:
+        chunk = segment.audio
+        assert chunk.start_sample == position
+        assert sum(p.duration_samples for p in chunk.phonemes) == len(chunk.samples)
+        assert chunk.phonemes[0].start_sample == chunk.start_sample
+        assert round(max(e.end_s for e in segment.visemes) * chunk.sample_rate_hz) == chunk.end_sample
+        assert segment.prosody[0].time_s == pytest.approx(chunk.start_sample / chunk.sample_rate_hz)
+        assert segment.prosody[-1].time_s < chunk.end_sample / chunk.sample_rate_hz
+        position = chunk.end_sample
+
+
+def test_the_first_closure_has_room_thanks_to_a_silent_lead_in(segments):
+    first = segments[0].audio
+    release = next(p.end_sample for p in first.phonemes if shapes_for(p.phoneme))
+    assert release / first.sample_rate_hz >= closure_window_s() - 1e-9
+    assert not np.any(first.samples[: first.phonemes[0].duration_samples])
+
+
+def test_every_bilabial_of_the_whole_utterance_closes(segments):
+    rate = segments[0].audio.sample_rate_hz
+    events = [e for s in segments for e in s.visemes]
+    end_s = segments[-1].audio.end_sample / rate
+    times = np.arange(0.0, end_s, 0.001)
+    weights = np.array([f.weights["MBP"] for f in mix(events, [], times)])
+    releases = [p.end_sample / rate for s in segments for p in s.audio.phonemes
+                if shapes_for(p.phoneme) and shapes_for(p.phoneme)[-1].viseme == "MBP"]
+    assert len(releases) >= 15
+    for release_s in releases:
+        assert weights[(times >= release_s - 0.04) & (times < release_s)].min() >= 0.9, release_s
+
+
+def test_it_is_lazy_and_errors_come_at_the_first_segment(piper_engine):
+    stream = stream_speech(piper_engine, "Hello.", voice_id="no-such-voice")
+    with pytest.raises(SpeechError, match="unknown Piper voice"):
+        next(stream)
+
+
+class RecordingEngine:
+    """A real engine (Piper underneath) that records how far its chunk stream was consumed."""
+
+    name = "recording"
+
+    def __init__(self, inner):
+        self.inner, self.yielded, self.closed = inner, 0, False
+
+    def voices(self):
+        return self.inner.voices()
+
+    def synthesize(self, text, voice_id=None):
+        try:
+            for chunk in self.inner.synthesize(text, voice_id):
+                self.yielded += 1
+                yield chunk
+        finally:
+            self.closed = True
+
+
+def test_closing_the_stream_cancels_synthesis(piper_engine):
+    engine = RecordingEngine(piper_engine)
+    stream = stream_speech(engine, "One sentence here. Another one. And a third. And a fourth one too.")
+    next(stream)
+    stream.close()
+    assert engine.closed and engine.yielded == 1
+
+
+def test_messages_validate_and_round_trip_as_compact_json(segments):
+    for segment in segments:
+        for message in (viseme_message("utt-1", segment.visemes), prosody_message("utt-1", segment.prosody)):
+            text = encode(message)
+            assert " " not in text.replace("utterance_id", "")[:40]
+            assert json.loads(text) == message
+    first = viseme_message("u", segments[0].visemes)
+    assert set(first["events"][0]) == {"viseme", "start_s", "end_s", "weight"}
+    assert set(prosody_message("u", segments[0].prosody)["frames"][0]) == {"time_s", "loudness_db", "pitch_hz", "accent"}
+
+
+@pytest.mark.parametrize(("message", "complaint"), [
+    ({"type": "viseme", "utterance_id": "u"}, "lacks events"),
+    ({"type": "viseme", "utterance_id": "u", "events": [{"viseme": "Smile", "start_s": 0, "end_s": 1, "weight": 1}]},
+     r"events\[0\].viseme must be one of"),
+    ({"type": "viseme", "utterance_id": "u", "events": [{"viseme": "AI", "start_s": float("nan"), "end_s": 1,
+                                                         "weight": 1}]}, "finite"),
+    ({"type": "prosody", "utterance_id": "", "frames": []}, "non-empty string"),
+    ({"type": "prosody", "utterance_id": "u", "frames": [{"time_s": 0, "loudness_db": 3, "pitch_hz": 0,
+                                                          "accent": 0}]}, "<= 0"),
+    ({"type": "prosody", "utterance_id": "u", "frames": [], "extra": 1}, "unknown field"),
+    ({"type": "hello"}, "type 'viseme' or 'prosody'"),
+])
+def test_bad_messages_are_refused_naming_the_field(message, complaint):
+    with pytest.raises(MessageError, match=complaint):
+        validate(message)
+
+
+def test_docs_print_the_schemas():
+    docs = (REPO / "docs" / "timeline.md").read_text(encoding="utf-8")
+    for schema in (VISEME_MESSAGE_SCHEMA, PROSODY_MESSAGE_SCHEMA):
+        assert json.dumps(schema, indent=2, ensure_ascii=False) in docs
