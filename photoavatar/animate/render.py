@@ -19,6 +19,7 @@ import numpy as np
 from photoavatar.animate.mixer import MixerConfig, MixerFrame, VisemeMixer
 from photoavatar.avatar.bundle import load_bundle
 from photoavatar.avatar.compose import compose_frame, load_assets
+from photoavatar.avatar.video import read_mp4
 from photoavatar.speech.types import ProsodyFrame, SpeechSegment, VisemeEvent
 
 log = logging.getLogger(__name__)
@@ -81,11 +82,6 @@ def mixer_frames(spoken: SpokenText, fps: float, config: MixerConfig | None = No
         yield mixer.advance_to(index / fps)
 
 
-def read_frames(video_path: Path) -> list[np.ndarray]:
-    with av.open(str(video_path)) as container:
-        return [frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)]
-
-
 def render_talk(*, avatar: Path, text: str, out: Path, voice: str | None = None, engine: str = "piper",
                 timeline_path: Path | None = None, plot_path: Path | None = None) -> Path:
     bundle = load_bundle(Path(avatar))
@@ -105,7 +101,7 @@ def render_talk(*, avatar: Path, text: str, out: Path, voice: str | None = None,
 def write_talk_video(bundle, spoken: SpokenText, out: Path) -> None:
     """Encode the composed frames and the speech audio; written beside `out`, renamed when complete."""
     assets = load_assets(bundle)
-    idle = read_frames(bundle.idle_video)
+    idle = read_mp4(bundle.idle_video)
     fps = int(bundle.manifest["fps"])
     partial = out.with_name(f".{out.name}.partial.mp4")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,71 @@
+import json
+
+import av
+import numpy as np
+import pytest
+
+from photoavatar.animate.mixer import mix
+from photoavatar.animate.render import render_talk
+from photoavatar.avatar.landmarks import detect_faces, mouth_metrics
+from photoavatar.avatar.video import read_mp4
+
+TEXT = "Bob bought a big blue paper map."
+
+
+@pytest.fixture(scope="module")
+def talk(built_bundle, tmp_path_factory):
+    bundle = built_bundle("grace_hopper.jpg")
+    folder = tmp_path_factory.mktemp("say")
+    out = render_talk(avatar=bundle.root, text=TEXT, out=folder / "talk.mp4",
+                      timeline_path=folder / "talk.json", plot_path=folder / "talk.png")
+    return out, json.loads((folder / "talk.json").read_text()), folder
+
+
+def test_video_has_h264_and_aac_for_the_whole_speech(talk):
+    out, timeline, _ = talk
+    with av.open(str(out)) as container:
+        kinds = {stream.type: stream.codec_context.name for stream in container.streams}
+        duration_s = container.duration / av.time_base
+    assert kinds == {"video": "h264", "audio": "aac"}
+    assert timeline["duration_s"] <= duration_s <= timeline["duration_s"] + 0.6
+
+
+def test_timeline_json_ends_with_the_audio(talk):
+    _, timeline, _ = talk
+    assert timeline["text"] == TEXT
+    assert timeline["visemes"], "a sentence must produce viseme events"
+    last_end_s = max(event["end_s"] for event in timeline["visemes"])
+    assert last_end_s == pytest.approx(timeline["duration_samples"] / timeline["sample_rate_hz"], abs=1e-9)
+
+
+def test_plot_is_written(talk):
+    _, _, folder = talk
+    assert (folder / "talk.png").stat().st_size > 10_000
+
+
+def _frames_where(timeline, fps, predicate):
+    from photoavatar.speech.types import ProsodyFrame, VisemeEvent
+
+    events = [VisemeEvent.from_json(e) for e in timeline["visemes"]]
+    prosody = [ProsodyFrame.from_json(p) for p in timeline["prosody"]]
+    times = [i / fps for i in range(int(timeline["duration_s"] * fps))]
+    return [i for i, frame in enumerate(mix(events, prosody, times)) if predicate(frame.weights)]
+
+
+def test_rendered_mouth_closes_on_bilabials_and_opens_on_vowels(talk, built_bundle):
+    out, timeline, _ = talk
+    frames = read_mp4(out)
+    fps = built_bundle("grace_hopper.jpg").manifest["fps"]
+    closed = _frames_where(timeline, fps, lambda w: w["MBP"] >= 0.9)
+    open_ = _frames_where(timeline, fps, lambda w: w["AI"] + w["O"] + w["E"] >= 0.8)
+    assert closed and open_
+
+    def aperture(index):
+        faces = detect_faces(frames[index])
+        assert faces, f"no face found on rendered frame {index}"
+        return mouth_metrics(faces[0]).aperture
+
+    closed_apertures = [aperture(i) for i in closed]
+    open_apertures = [aperture(i) for i in open_]
+    assert max(closed_apertures) <= 0.05, closed_apertures
+    assert np.median(open_apertures) >= 0.12, open_apertures
