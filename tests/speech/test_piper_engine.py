@@ -1,0 +1,217 @@
+"""The embedded Piper engine: real synthesis with the bundled voice, timings checked against the audio."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+from photoavatar.speech.engine import SpeechEngine, SpeechError
+from photoavatar.speech.piper_engine import BUNDLED_VOICE_ID, PiperEngine, bundled_voice, group_phonemes
+from photoavatar.speech.voices import list_voices, make_engine
+
+SENTENCES = [
+    "Hello there, my friend.",
+    "I choose the judge's high bounty!",
+    "Would you like a cup of tea?",
+    "Five thousand people arrived on the third of May.",
+]
+
+
+def test_engine_implements_the_protocol(piper_engine):
+    assert isinstance(piper_engine, SpeechEngine)
+    assert piper_engine.name == "piper"
+    assert [v.voice_id for v in piper_engine.voices()][0] == BUNDLED_VOICE_ID
+
+
+@pytest.mark.parametrize("text", SENTENCES)
+def test_phoneme_durations_add_up_to_the_audio_exactly(piper_engine, text):
+    for chunk in piper_engine.synthesize(text):
+        assert chunk.samples.dtype == np.int16 and chunk.sample_rate_hz == 22050
+        assert chunk.phonemes[0].start_sample == chunk.start_sample
+        assert chunk.phonemes[-1].end_sample == chunk.end_sample
+        assert sum(p.duration_samples for p in chunk.phonemes) == len(chunk.samples)
+        for before, after in zip(chunk.phonemes, chunk.phonemes[1:], strict=False):
+            assert after.start_sample == before.end_sample  # no gaps, no overlaps
+        assert all(p.duration_samples > 0 for p in chunk.phonemes)
+
+
+def test_chunks_continue_one_another_across_sentences(piper_engine):
+    chunks = list(piper_engine.synthesize(" ".join(SENTENCES[1:])))
+    assert [c.text for c in chunks] == SENTENCES[1:]
+    assert chunks[0].start_sample == 0
+    for before, after in zip(chunks, chunks[1:], strict=False):
+        assert after.start_sample == before.end_sample
+    assert all(np.abs(c.samples.astype(np.int32)).max() > 3000 for c in chunks)  # real speech, not silence
+
+
+def phonemes_of(engine, text):
+    return [p for chunk in engine.synthesize(text) for p in chunk.phonemes]
+
+
+def test_affricates_diphthongs_and_length_marks_are_one_sound(piper_engine):
+    names = [p.phoneme for p in phonemes_of(piper_engine, "I choose the judge's high bounty.")]
+    assert {"tʃ", "dʒ", "aɪ", "aʊ", "uː"} <= set(names)
+    assert not {"ˈ", "ˌ", "ː", "ʃ", "ʒ", "ʊ"} & set(names)  # no mark or split half left on its own
+
+
+def test_stress_marks_go_to_the_following_sound(piper_engine):
+    timed = [p for p in phonemes_of(piper_engine, "We understand.") if p.phoneme.strip(" .")]
+    stressed = {p.phoneme: p.stress for p in timed if p.stress}
+    assert stressed == {"ʌ": 2, "æ": 1}  # ˌʌndɚstˈænd
+
+
+def test_grouping_conventions_on_known_durations():
+    # Piper's ids for "ˈaɪtʃ." (^ _ ˈ _ a _ ɪ _ t _ ʃ _ . _ $), with a distinct duration each.
+    symbols = ["^", "_", "ˈ", "_", "a", "_", "ɪ", "_", "t", "_", "ʃ", "_", ".", "_", "$"]
+    samples = np.array([10, 1, 20, 2, 30, 3, 40, 4, 50, 5, 60, 6, 70, 7, 80])
+    timings = group_phonemes(symbols, samples, offset_sample=1000)
+    assert [(t.phoneme, t.start_sample, t.duration_samples, t.stress) for t in timings] == [
+        (" ", 1000, 10, 0),
+        ("aɪ", 1010, 1 + 20 + 2 + 30 + 3 + 40, 1),  # pad + stress + pad + a + pad + ɪ
+        ("tʃ", 1106, 4 + 50 + 5 + 60, 0),
+        (".", 1225, 6 + 70 + 7 + 80, 0),  # punctuation and the end marker stay as silence
+    ]
+    assert timings[-1].end_sample == 1000 + int(samples.sum())
+
+
+def test_long_first_sentence_is_cut_at_a_clause_for_a_quick_first_chunk(piper_engine):
+    text = ("When the morning sun rose over the quiet hills, the farmers walked slowly to their fields, "
+            "and the children ran after them. Then it rained.")
+    chunks = list(piper_engine.synthesize(text))
+    assert chunks[0].text == "When the morning sun rose over the quiet hills,"
+    assert len(chunks[0].text.split()) <= 10
+    assert chunks[-1].text == "Then it rained."
+    assert chunks[-1].end_sample == sum(len(c.samples) for c in chunks)
+
+
+def test_closing_the_stream_stops_synthesis(piper_engine):
+    voice = piper_engine.loaded_voice()
+    session = voice.piper.session
+    counter = RunCounter(session)
+    voice.piper.session = counter
+    try:
+        stream = piper_engine.synthesize("First sentence here. Second sentence here. Third sentence here.")
+        assert counter.runs == 0  # nothing is synthesised before the first chunk is asked for
+        first = next(stream)
+        stream.close()
+        assert first.text == "First sentence here."
+        assert counter.runs == 1
+        with pytest.raises(StopIteration):
+            next(stream)
+    finally:
+        voice.piper.session = session
+
+
+class RunCounter:
+    """Counts onnxruntime runs on the real session (third-party object; the engine itself is untouched)."""
+
+    def __init__(self, session):
+        self.session, self.runs = session, 0
+
+    def run(self, *args, **kwargs):
+        self.runs += 1
+        return self.session.run(*args, **kwargs)
+
+
+def test_one_engine_serves_several_threads(piper_engine):
+    expected = [len(c.samples) for c in piper_engine.synthesize(SENTENCES[2])]
+    results: list = [None] * 3
+    errors: list = []
+
+    def speak(slot):
+        try:
+            results[slot] = list(piper_engine.synthesize(SENTENCES[2]))
+        except Exception as error:  # reported below, with the thread's error
+            errors.append(error)
+
+    threads = [threading.Thread(target=speak, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    for chunks in results:
+        # Durations are sampled (noise_w), so lengths vary a little; the bookkeeping must hold exactly.
+        assert abs(sum(len(c.samples) for c in chunks) - sum(expected)) < 0.3 * sum(expected)
+        assert all(sum(p.duration_samples for p in c.phonemes) == len(c.samples) for c in chunks)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "empty"),
+    ("   \n\t ", "empty"),
+    ("x" * 5001, "5000"),
+    ("Привет, как у тебя дела сегодня?", "English"),
+    ("今日はいい天気ですね", "English"),
+    ("😀 🎉", "nothing to speak"),
+])
+def test_bad_text_is_refused_before_any_audio(piper_engine, text, message):
+    with pytest.raises(SpeechError, match=message):
+        piper_engine.synthesize(text)
+
+
+def test_unknown_voice_names_the_available_ones(piper_engine):
+    with pytest.raises(SpeechError, match=BUNDLED_VOICE_ID):
+        piper_engine.synthesize("Hello.", voice_id="en_GB-nobody-low")
+    with pytest.raises(SpeechError, match="not found"):
+        piper_engine.synthesize("Hello.", voice_id="/nowhere/voice.onnx")
+
+
+def test_bad_thread_count_is_refused():
+    with pytest.raises(SpeechError, match="threads"):
+        PiperEngine(threads=0)
+
+
+def test_markup_is_never_interpreted_as_phonemes(piper_engine):
+    # Piper reads [[ ... ]] as raw phonemes; here "b" must be spoken as the letter ("bee").
+    names = [p.phoneme for p in phonemes_of(piper_engine, "[[ b ]] <speak>ok</speak>")]
+    assert any(name.startswith("iː") for name in names)
+
+
+def test_voices_folder_adds_voices_and_the_patched_model_is_cached(tmp_path, monkeypatch):
+    bundled = bundled_voice()
+    voices_dir = tmp_path / "voices"
+    voices_dir.mkdir()
+    (voices_dir / "en_US-copy-medium.onnx").symlink_to(bundled.model_path)
+    shutil.copy(bundled.config_path, voices_dir / "en_US-copy-medium.onnx.json")
+    (voices_dir / "broken.onnx").write_bytes(b"no config beside me")
+    monkeypatch.setenv("PIPER_VOICES_DIR", str(voices_dir))
+
+    listed = [v.voice_id for v in list_voices("piper")]
+    assert listed == [BUNDLED_VOICE_ID, "en_US-copy-medium"]
+
+    engine = PiperEngine(threads=1, cache_dir=tmp_path / "cache")
+    chunks = list(engine.synthesize("It works.", voice_id="en_US-copy-medium"))
+    assert sum(len(c.samples) for c in chunks) > 5000
+    assert len(list((tmp_path / "cache").glob("*.aligned.onnx"))) == 2  # bundled voice and the copy
+
+
+def test_make_engine_shares_one_piper_instance():
+    assert make_engine("piper") is make_engine("piper")
+    with pytest.raises(SpeechError, match="unknown speech engine"):
+        make_engine("festival")
+
+
+@pytest.fixture
+def no_settings_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("PHOTOAVATAR_SETTINGS", str(tmp_path / "absent.toml"))
+    monkeypatch.delenv("PIPER_VOICES_DIR", raising=False)
+
+
+def test_voice_list_without_an_elevenlabs_key_is_the_local_voices(no_settings_file, monkeypatch):
+    monkeypatch.delenv("ELEVENLABS_API_KEY", raising=False)
+    voices = list_voices("all")
+    assert [(v.voice_id, v.engine, v.language, v.sample_rate_hz) for v in voices] == [
+        (BUNDLED_VOICE_ID, "piper", "en-US", 22050)]
+    with pytest.raises(SpeechError, match="unknown engine"):
+        list_voices("festival")
+
+
+def test_unreachable_elevenlabs_is_skipped_in_the_full_list_but_reported_when_asked(no_settings_file, monkeypatch):
+    monkeypatch.setenv("ELEVENLABS_API_KEY", "test-key")
+    monkeypatch.setenv("ELEVENLABS_BASE_URL", "http://127.0.0.1:9")  # discard port: nothing listens there
+    assert [v.engine for v in list_voices("all")] == ["piper"]
+    with pytest.raises(SpeechError, match="cannot reach ElevenLabs"):
+        list_voices("elevenlabs")
