@@ -1,0 +1,239 @@
+"""The audio a session sends: utterance after utterance at 48 kHz, silence between, in 20 ms frames.
+
+`Playout` is the pure part (what sample goes out next, when an utterance's first sample leaves);
+`PacedAudioTrack` is the aiortc track that pulls it on a monotonic clock and knows the RTP timestamp of
+every sample it sends. `Resampler48k` turns engine audio (e.g. Piper's 22050 Hz) into the track's rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+SAMPLE_RATE_HZ = 48000
+FRAME_SAMPLES = 960  # 20 ms at 48 kHz: one Opus frame
+FRAME_S = FRAME_SAMPLES / SAMPLE_RATE_HZ
+RTP_MODULO = 2**32
+_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE_HZ)
+_SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+
+
+class Resampler48k:
+    """Streaming mono int16 resampler to 48 kHz; keeps filter state across chunks so joins are seamless."""
+
+    def __init__(self, source_rate_hz: int):
+        if source_rate_hz <= 0:
+            raise ValueError(f"engine audio has sample rate {source_rate_hz} Hz; it must be positive")
+        self._source_rate_hz = source_rate_hz
+        self._resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE_HZ)
+
+    def push(self, samples: np.ndarray) -> np.ndarray:
+        if len(samples) == 0:
+            return np.zeros(0, dtype=np.int16)
+        if self._source_rate_hz == SAMPLE_RATE_HZ:
+            return samples.astype(np.int16, copy=False)
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, dtype=np.int16)[None, :],
+                                           format="s16", layout="mono")
+        frame.sample_rate = self._source_rate_hz
+        return self._collect(self._resampler.resample(frame))
+
+    def flush(self) -> np.ndarray:
+        """The tail the filter still holds; call once at the end of an utterance."""
+        if self._source_rate_hz == SAMPLE_RATE_HZ:
+            return np.zeros(0, dtype=np.int16)
+        return self._collect(self._resampler.resample(None))
+
+    @staticmethod
+    def _collect(frames: list[av.AudioFrame]) -> np.ndarray:
+        if not frames:
+            return np.zeros(0, dtype=np.int16)
+        return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.int16, copy=False)
+
+
+@dataclass
+class _Playing:
+    utterance_id: str
+    on_first_sample: Callable[[int], None]  # called with the stream sample index of the first sample
+    on_drained: Callable[[], None]  # called once all its audio has been sent
+    pending: list[np.ndarray] = field(default_factory=list)
+    pending_samples: int = 0
+    input_closed: bool = False
+    started: bool = False
+
+
+class Playout:
+    """One utterance at a time, cut into 20 ms frames; silence when nothing plays.
+
+    All methods run on the event loop thread. `position_samples` counts every sample sent since the start
+    of the stream (silence included): it is the stream clock the transports map to RTP time.
+    """
+
+    def __init__(self) -> None:
+        self._playing: _Playing | None = None
+        self.position_samples = 0
+        self.underrun_frames = 0  # frames padded with silence because the engine was late mid-utterance
+        self.on_cut: list[Callable[[], None]] = []  # transports that buffer audio downstream drop it here
+
+    @property
+    def current_utterance(self) -> str | None:
+        return self._playing.utterance_id if self._playing else None
+
+    def start(self, utterance_id: str, on_first_sample: Callable[[int], None], on_drained: Callable[[], None]) -> None:
+        """Make this utterance the one that plays next (replacing any other: there is only ever one)."""
+        self._playing = _Playing(utterance_id, on_first_sample, on_drained)
+
+    def feed(self, utterance_id: str, samples_48k: np.ndarray) -> None:
+        playing = self._playing_if(utterance_id)
+        if playing is not None and len(samples_48k):
+            playing.pending.append(samples_48k)
+            playing.pending_samples += len(samples_48k)
+
+    def close_input(self, utterance_id: str) -> None:
+        playing = self._playing_if(utterance_id)
+        if playing is not None:
+            playing.input_closed = True
+            if playing.pending_samples == 0:  # everything already sent (or an utterance with no audio)
+                self._finish()
+
+    def cut(self) -> str | None:
+        """Drop what is playing at once (the next frame is silence); returns the utterance id cut, if any."""
+        cut_id = self.current_utterance
+        self._playing = None
+        for listener in self.on_cut:
+            listener()
+        return cut_id
+
+    def next_frame(self) -> np.ndarray:
+        playing = self._playing
+        if playing is None or playing.pending_samples == 0:
+            if playing is not None and playing.started and not playing.input_closed:
+                self.underrun_frames += 1
+            self.position_samples += FRAME_SAMPLES
+            return _SILENCE
+        if not playing.started:
+            playing.started = True
+            playing.on_first_sample(self.position_samples)
+        frame = self._take(playing, FRAME_SAMPLES)
+        if len(frame) < FRAME_SAMPLES:
+            if not playing.input_closed:
+                self.underrun_frames += 1
+            frame = np.concatenate([frame, np.zeros(FRAME_SAMPLES - len(frame), dtype=np.int16)])
+        self.position_samples += FRAME_SAMPLES
+        if playing.input_closed and playing.pending_samples == 0:
+            self._finish()
+        return frame
+
+    def _playing_if(self, utterance_id: str) -> _Playing | None:
+        playing = self._playing
+        return playing if playing is not None and playing.utterance_id == utterance_id else None
+
+    def _finish(self) -> None:
+        playing, self._playing = self._playing, None
+        if playing is not None:
+            playing.on_drained()
+
+    @staticmethod
+    def _take(playing: _Playing, count: int) -> np.ndarray:
+        taken: list[np.ndarray] = []
+        needed = count
+        while needed and playing.pending:
+            head = playing.pending[0]
+            if len(head) <= needed:
+                taken.append(playing.pending.pop(0))
+                needed -= len(head)
+            else:
+                taken.append(head[:needed])
+                playing.pending[0] = head[needed:]
+                needed = 0
+        playing.pending_samples -= count - needed
+        return np.concatenate(taken) if len(taken) != 1 else taken[0]
+
+
+class PacedAudioTrack(MediaStreamTrack):
+    """An aiortc audio track that sends the playout in real time, one 20 ms frame per tick.
+
+    Frame k carries pts k*960, so its RTP timestamp is the sender's random origin + k*960 (aiortc's Opus
+    encoder maps pts to RTP time one to one). aiortc does not expose that origin; it is read back from the
+    sender's last-sent timestamp once the first frame has gone out, and the first frame is always silence
+    so no utterance can start before the origin is known.
+    """
+
+    kind = "audio"
+
+    def __init__(self, playout: Playout, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.playout = playout
+        self._clock = clock
+        self._started_at_s: float | None = None
+        self._frames_sent = 0
+        self._sender = None
+        self._rtp_origin: int | None = None
+        self.late_frames = 0  # frames produced more than one frame period after they were due
+        self.max_lateness_s = 0.0
+
+    def attach_sender(self, sender) -> None:
+        self._sender = sender
+
+    @property
+    def frames_sent(self) -> int:
+        return self._frames_sent
+
+    def rtp_timestamp_at(self, stream_sample: int) -> int:
+        if self._rtp_origin is None:
+            raise RuntimeError("the RTP origin is not known before the first frame has been sent")
+        return (self._rtp_origin + stream_sample) % RTP_MODULO
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        await self._wait_until_due()
+        self._learn_rtp_origin()
+        pts = self._frames_sent * FRAME_SAMPLES
+        if self._rtp_origin is None:  # silence until RTP time is known, so every start can be stamped
+            samples = _SILENCE
+            self.playout.position_samples += FRAME_SAMPLES
+        else:
+            samples = self.playout.next_frame()
+        self._frames_sent += 1
+        return _audio_frame(samples, pts)
+
+    async def _wait_until_due(self) -> None:
+        now = self._clock()
+        if self._started_at_s is None:
+            self._started_at_s = now
+        due = self._started_at_s + self._frames_sent * FRAME_S
+        if due > now:
+            await asyncio.sleep(due - now)
+            return
+        lateness = now - due
+        self.max_lateness_s = max(self.max_lateness_s, lateness)
+        if lateness > FRAME_S:
+            self.late_frames += 1
+
+    def _learn_rtp_origin(self) -> None:
+        if self._rtp_origin is not None or self._frames_sent == 0:
+            return
+        if self._sender is None:  # not sent over RTP (a bench or a recorder): stream time is the clock
+            self._rtp_origin = 0
+            return
+        # Private to aiortc (1.16): the RTP timestamp of the packet the sender sent last, i.e. of frame k-1.
+        last_sent = getattr(self._sender, "_RTCRtpSender__rtp_timestamp", None)
+        packets = getattr(self._sender, "_RTCRtpSender__packet_count", 0)
+        if last_sent is None or packets == 0:
+            return
+        self._rtp_origin = (last_sent - (self._frames_sent - 1) * FRAME_SAMPLES) % RTP_MODULO
+
+
+def _audio_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
+    frame = av.AudioFrame.from_ndarray(samples[None, :], format="s16", layout="mono")
+    frame.sample_rate = SAMPLE_RATE_HZ
+    frame.pts = pts
+    frame.time_base = _TIME_BASE
+    return frame

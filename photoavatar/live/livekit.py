@@ -1,0 +1,148 @@
+"""The LiveKit transport: the server joins the session's room as the avatar participant.
+
+It publishes one audio track (rtc.AudioSource, 48 kHz mono, a short queue so a barge-in can drop what
+is buffered) and sends the protocol's messages with publish_data on topics `viseme` and `prosody`. An
+SFU rewrites RTP timestamps, so utterance_start carries anchor "onset": the client anchors s = 0 to the
+first audio frame after silence. Clients get their own token: join + subscribe, nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import logging
+import time
+
+from livekit import api, rtc
+
+from photoavatar.live.audio import FRAME_SAMPLES, RTP_MODULO, SAMPLE_RATE_HZ, Playout
+
+log = logging.getLogger(__name__)
+
+AVATAR_IDENTITY = "avatar"
+QUEUE_MS = 150  # what the SDK may buffer: short, since a barge-in can only drop what is still queued here
+
+
+class LiveKitConfigError(ValueError):
+    pass
+
+
+def viewer_grants(room: str) -> api.VideoGrants:
+    return api.VideoGrants(room_join=True, room=room, can_subscribe=True, can_publish=False, can_publish_data=False)
+
+
+def avatar_grants(room: str) -> api.VideoGrants:
+    return api.VideoGrants(room_join=True, room=room, can_subscribe=False, can_publish=True, can_publish_data=True)
+
+
+class LiveKitTransport:
+    kind = "livekit"
+    anchor = "onset"
+
+    def __init__(self, url: str, api_key: str, api_secret: str, room: str, queue_ms: int = QUEUE_MS):
+        if not (url and api_key and api_secret):
+            raise LiveKitConfigError("LiveKit needs LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET together")
+        self.url, self.room_name = url, room
+        self._api_key, self._api_secret = api_key, api_secret
+        self.playout = Playout()
+        self.queue_ms = queue_ms
+        self.room: rtc.Room | None = None
+        self.source: rtc.AudioSource | None = None
+        self._participant = None  # the room's local participant once joined
+        self._outbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue()
+        self._tasks: list[asyncio.Task] = []
+        self._viewer_joined = False
+        self._closed = False
+        self.frames_sent = 0
+
+    @classmethod
+    def from_settings(cls, settings, room: str) -> LiveKitTransport:
+        unique_room = f"photoavatar-{room}-{int(time.time() * 1000) % 10**8}"
+        return cls(settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret, unique_room)
+
+    # -- tokens ------------------------------------------------------------------------------------
+
+    def client_token(self, session_id: str, expires_at_s: float) -> str:
+        ttl = datetime.timedelta(seconds=max(60, int(expires_at_s - time.time())))
+        return (api.AccessToken(self._api_key, self._api_secret).with_identity(f"viewer-{session_id}")
+                .with_name("viewer").with_grants(viewer_grants(self.room_name)).with_ttl(ttl).to_jwt())
+
+    def avatar_token(self) -> str:
+        return (api.AccessToken(self._api_key, self._api_secret).with_identity(AVATAR_IDENTITY)
+                .with_name("photoavatar").with_grants(avatar_grants(self.room_name)).to_jwt())
+
+    # -- joining and publishing --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Join the room and publish the voice track (called once, when /session-live answers)."""
+        room = rtc.Room()
+        room.on("participant_connected", lambda _p: self._set_viewer(True))
+        room.on("participant_disconnected", lambda _p: self._viewer_left())
+        room.on("disconnected", lambda *_: self._viewer_left())
+        await room.connect(self.url, self.avatar_token())
+        self.room = room
+        self._viewer_joined = bool(room.remote_participants)
+        await self.publish(room.local_participant)
+
+    async def publish(self, participant) -> None:
+        """Publish the voice on PARTICIPANT and start the audio pump and the message sender."""
+        self.source = rtc.AudioSource(SAMPLE_RATE_HZ, 1, queue_size_ms=self.queue_ms)
+        self.playout.on_cut.append(self.source.clear_queue)
+        track = rtc.LocalAudioTrack.create_audio_track("avatar-voice", self.source)
+        options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
+        await participant.publish_track(track, options)
+        self._participant = participant
+        self._tasks = [asyncio.create_task(self.pump_audio()), asyncio.create_task(self._send_messages())]
+
+    async def pump_audio(self) -> None:
+        """Playout -> AudioSource, 20 ms at a time; capture_frame waits while the SDK queue is full."""
+        while True:
+            samples = self.playout.next_frame()
+            await self.source.capture_frame(rtc.AudioFrame(samples.tobytes(), SAMPLE_RATE_HZ, 1, FRAME_SAMPLES))
+            self.frames_sent += 1
+
+    async def _send_messages(self) -> None:
+        while True:
+            topic, payload = await self._outbox.get()
+            try:
+                await self._participant.publish_data(payload, reliable=True, topic=topic)
+            except Exception as error:  # one lost message must not stop the stream
+                log.warning("publish_data on %s failed: %s", topic, error)
+
+    # -- the Transport protocol --------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._viewer_joined
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def rtp_timestamp_at(self, stream_sample: int) -> int:
+        # The SFU rewrites RTP time; this is stream time, and clients anchor to the audio onset instead.
+        return stream_sample % RTP_MODULO
+
+    def send(self, label: str, message: dict) -> None:
+        self._outbox.put_nowait((label, json.dumps(message, separators=(",", ":")).encode()))
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.source is not None:
+            await self.source.aclose()
+        if self.room is not None:
+            await self.room.disconnect()
+
+    def _set_viewer(self, joined: bool) -> None:
+        self._viewer_joined = joined
+
+    def _viewer_left(self) -> None:
+        self._viewer_joined = False
+        self._closed = True  # the viewer left or the room went away: free the session

@@ -1,0 +1,274 @@
+"""A live session: one client, one transport, one queue of utterances played in order.
+
+Speech is synthesised in a worker thread (never on the event loop) and handed to the loop segment by
+segment; the loop resamples nothing and waits on nothing heavy. Barge-in and stop cut the playout at
+once (the next 20 ms frame is silence) and end the utterance with the matching reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from photoavatar.live import messages
+from photoavatar.live.audio import Resampler48k
+from photoavatar.live.transport import Transport
+from photoavatar.speech.types import SpeechSegment
+
+log = logging.getLogger(__name__)
+
+# text, voice_id -> segments; raises (any exception) when the text cannot be spoken
+SpeechSource = Callable[[str, str | None], Iterator[SpeechSegment]]
+
+
+@dataclass
+class Utterance:
+    utterance_id: str
+    text: str
+    voice_id: str | None
+    cancelled: threading.Event = field(default_factory=threading.Event)  # tells the TTS thread to stop
+    ended: bool = False
+    requested_at_s: float = field(default_factory=time.monotonic)
+    started_at_s: float | None = None  # monotonic time its first sample was sent
+
+
+@dataclass(frozen=True)
+class _Audio:
+    segment: SpeechSegment | None  # None for the resampler's tail, which has no timeline of its own
+    samples_48k: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: str
+
+
+_END = object()
+
+
+class LiveSession:
+    def __init__(self, session_id: str, avatar_id: str, voice_id: str | None, transport: Transport,
+                 speech: SpeechSource, executor: Executor, expires_at_s: float):
+        self.session_id = session_id
+        self.avatar_id = avatar_id
+        self.voice_id = voice_id
+        self.transport = transport
+        self.expires_at_s = expires_at_s  # wall clock (time.time())
+        self.created_at_s = time.monotonic()
+        self._speech = speech
+        self._executor = executor
+        self._pending: deque[Utterance] = deque()
+        self._current: Utterance | None = None
+        self._current_task: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+        self._player = asyncio.create_task(self._play_queue(), name=f"session {session_id} player")
+        self.first_audio_delays_s: list[float] = []  # /speak -> first sample sent, for benchmarks
+
+    # -- commands (called on the event loop) ------------------------------------------------------
+
+    def speak(self, text: str, barge_in: bool = True) -> str:
+        """Queue TEXT (or replace everything with it when barge_in); returns its utterance id at once."""
+        utterance = Utterance(f"u_{uuid.uuid4().hex[:12]}", text, self.voice_id)
+        if barge_in:
+            self._cut_all("barge_in")
+        self._pending.append(utterance)
+        self._wake.set()
+        return utterance.utterance_id
+
+    def stop(self) -> list[str]:
+        """Cut what is playing and empty the queue; returns the ids of the utterances ended."""
+        return self._cut_all("stop")
+
+    async def close(self) -> None:
+        self._cut_all("stop")
+        self._player.cancel()
+        await asyncio.gather(self._player, return_exceptions=True)
+        await self.transport.close()
+
+    @property
+    def busy(self) -> bool:
+        return self._current is not None or bool(self._pending)
+
+    # -- the player ---------------------------------------------------------------------------------
+
+    def _cut_all(self, reason: str) -> list[str]:
+        ended = []
+        if self._current is not None and not self._current.ended:
+            self.transport.playout.cut()
+            self._current.cancelled.set()
+            if self._current_task is not None:
+                self._current_task.cancel()
+            ended.append(self._end(self._current, reason))
+        while self._pending:
+            utterance = self._pending.popleft()
+            utterance.cancelled.set()
+            ended.append(self._end(utterance, reason))
+        return ended
+
+    def _end(self, utterance: Utterance, reason: str, error: str | None = None) -> str:
+        if not utterance.ended:
+            utterance.ended = True
+            self.transport.send(messages.VISEME_LABEL, messages.utterance_end(utterance.utterance_id, reason, error))
+        return utterance.utterance_id
+
+    async def _play_queue(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                utterance = self._pending.popleft()
+                self._current = utterance
+                self._current_task = asyncio.create_task(self._play(utterance))
+                await asyncio.wait([self._current_task])  # a cut cancels the task, never this loop
+                if not self._current_task.cancelled() and self._current_task.exception() is not None:
+                    error = self._current_task.exception()
+                    log.error("utterance %s failed: %r", utterance.utterance_id, error)
+                    self.transport.playout.cut()
+                    self._end(utterance, "error", f"internal error: {error}")
+                self._current, self._current_task = None, None
+
+    async def _play(self, utterance: Utterance) -> None:
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue = asyncio.Queue()
+        first_sample: asyncio.Future[int] = loop.create_future()
+        drained: asyncio.Future[None] = loop.create_future()
+        playout = self.transport.playout
+        playout.start(utterance.utterance_id, lambda sample: _settle(first_sample, sample),
+                      lambda: _settle(drained, None))
+        loop.run_in_executor(self._executor, self._synthesize, utterance, loop, inbox)
+        try:
+            await self._stream(utterance, inbox, first_sample)
+        except _SpeechFailed as failure:
+            playout.cut()
+            self._end(utterance, "error", str(failure))
+            return
+        playout.close_input(utterance.utterance_id)
+        await drained
+        self._end(utterance, "done")
+
+    async def _stream(self, utterance: Utterance, inbox: asyncio.Queue, first_sample: asyncio.Future) -> None:
+        announced = False
+        while (item := await inbox.get()) is not _END:
+            if isinstance(item, _Failed):
+                raise _SpeechFailed(item.error)
+            self.transport.playout.feed(utterance.utterance_id, item.samples_48k)
+            if not announced:
+                await self._announce(utterance, await first_sample)
+                announced = True
+            if item.segment is not None:
+                self._send_timeline(utterance, item.segment)
+
+    async def _announce(self, utterance: Utterance, stream_sample: int) -> None:
+        utterance.started_at_s = time.monotonic()
+        self.first_audio_delays_s.append(utterance.started_at_s - utterance.requested_at_s)
+        rtp = self.transport.rtp_timestamp_at(stream_sample)
+        self.transport.send(messages.VISEME_LABEL, messages.utterance_start(
+            utterance.utterance_id, rtp, utterance.text, self.transport.anchor))
+
+    def _send_timeline(self, utterance: Utterance, segment: SpeechSegment) -> None:
+        if segment.visemes:
+            self.transport.send(messages.VISEME_LABEL, messages.visemes(utterance.utterance_id, segment.visemes))
+        if segment.prosody:
+            self.transport.send(messages.PROSODY_LABEL, messages.prosody(utterance.utterance_id, segment.prosody))
+
+    def _synthesize(self, utterance: Utterance, loop: asyncio.AbstractEventLoop, inbox: asyncio.Queue) -> None:
+        """Worker thread: text -> 48 kHz segments, handed to the loop one by one; stops when cancelled."""
+        def hand_over(item) -> None:
+            loop.call_soon_threadsafe(inbox.put_nowait, item)
+
+        resampler: Resampler48k | None = None
+        segments = None
+        try:
+            segments = self._speech(utterance.text, utterance.voice_id)
+            for segment in segments:
+                if utterance.cancelled.is_set():
+                    return
+                resampler = resampler or Resampler48k(segment.audio.sample_rate_hz)
+                hand_over(_Audio(segment, resampler.push(segment.audio.samples)))
+            if resampler is not None:
+                tail = resampler.flush()
+                if len(tail):
+                    hand_over(_Audio(None, tail))
+        except Exception as error:  # any engine failure ends this utterance, never the session
+            log.warning("speech failed for %s: %s", utterance.utterance_id, error)
+            hand_over(_Failed(str(error) or type(error).__name__))
+        finally:
+            if segments is not None and hasattr(segments, "close"):
+                segments.close()
+            hand_over(_END)
+
+
+class _SpeechFailed(Exception):
+    pass
+
+
+def _settle(future: asyncio.Future, value) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+class TooManySessions(Exception):
+    """The server already holds its maximum of open sessions."""
+
+
+class SessionRegistry:
+    """The open sessions of one server, and the reaper that frees expired or abandoned ones."""
+
+    def __init__(self, speech: SpeechSource, executor: Executor, max_sessions: int, ttl_s: float,
+                 connect_timeout_s: float):
+        self._speech = speech
+        self._executor = executor
+        self.max_sessions = max_sessions
+        self.ttl_s = ttl_s
+        self.connect_timeout_s = connect_timeout_s
+        self._sessions: dict[str, LiveSession] = {}
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def open(self, avatar_id: str, voice_id: str | None, transport: Transport) -> LiveSession:
+        if len(self._sessions) >= self.max_sessions:
+            raise TooManySessions(f"the server is at its limit of {self.max_sessions} open sessions: "
+                                  "try again when one ends (or raise PHOTOAVATAR_MAX_SESSIONS)")
+        session_id = f"s_{uuid.uuid4().hex}"
+        session = LiveSession(session_id, avatar_id, voice_id, transport, self._speech, self._executor,
+                              expires_at_s=time.time() + self.ttl_s)
+        self._sessions[session_id] = session
+        return session
+
+    def get(self, session_id: str) -> LiveSession | None:
+        return self._sessions.get(session_id)
+
+    async def close(self, session_id: str) -> bool:
+        session = self._sessions.pop(session_id, None)
+        if session is None:
+            return False
+        await session.close()
+        return True
+
+    async def close_all(self) -> None:
+        for session_id in list(self._sessions):
+            await self.close(session_id)
+
+    def abandoned(self) -> list[str]:
+        """Sessions to free: expired, peer gone, or no client connected within the connect timeout."""
+        now_wall, now = time.time(), time.monotonic()
+        return [sid for sid, s in self._sessions.items()
+                if s.expires_at_s <= now_wall or s.transport.closed
+                or (not s.transport.connected and now - s.created_at_s > self.connect_timeout_s)]
+
+    async def reap_forever(self, period_s: float = 1.0) -> None:
+        while True:
+            await asyncio.sleep(period_s)
+            for session_id in self.abandoned():
+                log.info("freeing session %s", session_id)
+                await self.close(session_id)

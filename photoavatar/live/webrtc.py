@@ -1,0 +1,133 @@
+"""The embedded transport: one aiortc peer per session, WHEP-style (offer in, answer out, no trickle).
+
+The client creates the `viseme` and `prosody` data channels and a recvonly audio transceiver; the server
+answers with one sendonly audio track. ICE servers are explicit (empty on loopback): aiortc would
+otherwise ask a public STUN server, which this machine cannot reach.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+
+from photoavatar.live.audio import PacedAudioTrack, Playout
+from photoavatar.live.messages import PROSODY_LABEL, VISEME_LABEL
+
+log = logging.getLogger(__name__)
+
+_LABELS = (VISEME_LABEL, PROSODY_LABEL)
+# libopus (aiortc encodes with application "voip") delays its output by 6.5 ms of look-ahead; a WebRTC
+# receiver does not trim it, so the sample sent at RTP time t is heard at t + 312. Measured in the tests.
+OPUS_LOOKAHEAD_SAMPLES = 312
+_MAX_BUFFERED_MESSAGES = 500  # per label, while the client's channel is not open yet
+
+
+class SignallingError(Exception):
+    """The offer cannot be answered; the message says why (HTTP 400/409)."""
+
+
+def ice_configuration(ice_servers: list[str]) -> RTCConfiguration:
+    """RTCConfiguration from URLs like "stun:host:3478" or "turn:user:pass@host:3478"."""
+    servers = []
+    for url in ice_servers:
+        scheme, _, rest = url.partition(":")
+        if "@" in rest and scheme in ("turn", "turns"):
+            credentials, _, address = rest.rpartition("@")
+            username, _, password = credentials.partition(":")
+            servers.append(RTCIceServer(urls=f"{scheme}:{address}", username=username, credential=password))
+        else:
+            servers.append(RTCIceServer(urls=url))
+    return RTCConfiguration(iceServers=servers)
+
+
+class WebRtcTransport:
+    kind = "webrtc"
+    anchor = "rtp"
+
+    def __init__(self, ice_servers: list[str] | None = None):
+        self.playout = Playout()
+        self.track = PacedAudioTrack(self.playout)
+        self._configuration = ice_configuration(ice_servers or [])
+        self._pc: RTCPeerConnection | None = None
+        self._channels: dict[str, object] = {}
+        self._backlog: dict[str, list[str]] = {label: [] for label in _LABELS}
+        self._connected = False
+        self._closed = False
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def signalled(self) -> bool:
+        return self._pc is not None
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Take the client's complete offer, return the complete answer (all candidates gathered)."""
+        if self._pc is not None:
+            raise SignallingError("this session already has a peer connection: start a new session to reconnect")
+        if self._closed:
+            raise SignallingError("this session is closed: start a new session")
+        if "m=audio" not in offer_sdp:
+            raise SignallingError("the offer has no audio section: add a recvonly audio transceiver before createOffer")
+        pc = RTCPeerConnection(self._configuration)
+        self._pc = pc
+        pc.on("datachannel", self._on_datachannel)
+        pc.on("connectionstatechange", lambda: self._on_state(pc.connectionState))
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            self.track.attach_sender(pc.addTrack(self.track))
+            await pc.setLocalDescription(await pc.createAnswer())
+        except (ValueError, AttributeError, IndexError) as error:
+            await self.close()
+            raise SignallingError(f"cannot answer this SDP offer ({error}): send the browser's full offer") from None
+        return pc.localDescription.sdp
+
+    def rtp_timestamp_at(self, stream_sample: int) -> int:
+        """The RTP time at which the receiver's decoder outputs playout sample `stream_sample`."""
+        return self.track.rtp_timestamp_at(stream_sample + OPUS_LOOKAHEAD_SAMPLES)
+
+    def send(self, label: str, message: dict) -> None:
+        text = json.dumps(message, separators=(",", ":"))
+        channel = self._channels.get(label)
+        if channel is not None and channel.readyState == "open":
+            channel.send(text)
+        elif len(self._backlog[label]) < _MAX_BUFFERED_MESSAGES:
+            self._backlog[label].append(text)
+
+    async def close(self) -> None:
+        self._closed = True
+        self.track.stop()
+        if self._pc is not None:
+            await self._pc.close()
+
+    def _on_datachannel(self, channel) -> None:
+        if channel.label not in _LABELS:
+            log.info("ignoring data channel %r (the protocol uses %s)", channel.label, _LABELS)
+            return
+        self._channels[channel.label] = channel
+        if channel.readyState == "open":
+            self._flush(channel)
+        else:
+            channel.on("open", lambda: self._flush(channel))
+
+    def _flush(self, channel) -> None:
+        backlog, self._backlog[channel.label] = self._backlog[channel.label], []
+        for text in backlog:
+            channel.send(text)
+
+    def _on_state(self, state: str) -> None:
+        log.debug("peer connection %s", state)
+        if state == "connected":
+            self._connected = True
+        elif state in ("failed", "closed"):
+            self._connected = False
+            self._closed = True
+            asyncio.ensure_future(self.close())

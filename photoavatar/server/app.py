@@ -1,0 +1,322 @@
+"""`photoavatar serve`: the HTTP edge of the live stage (docs/protocol.md is its contract).
+
+Thin by design: routes validate input and authorise, then hand over to `photoavatar.live` (sessions,
+transports) and `server.avatars` / `server.jobs` (bundle storage). Every error is JSON {"detail": ...}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response, UploadFile
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+
+from photoavatar import __version__
+from photoavatar.live.session import LiveSession, SessionRegistry, SpeechSource, TooManySessions
+from photoavatar.live.tokens import SessionTokens, TokenError
+from photoavatar.live.webrtc import SignallingError, WebRtcTransport
+from photoavatar.server.avatars import AvatarNotFound, AvatarStore, InvalidAvatarId, check_avatar_id
+from photoavatar.server.config import ServerSettings
+from photoavatar.server.jobs import AvatarJobs
+from photoavatar.server.limits import RateLimiter
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+ASSET_FILES = {"idle": "idle.mp4", "atlas": "atlas.png", "atlas_json": "atlas.json", "mask": "mask.png",
+               "roi": "roi.json", "manifest": "avatar.json"}
+MAX_PHOTO_BYTES = 20 * 1024 * 1024
+MAX_SDP_BYTES = 64 * 1024
+
+
+class SessionRequest(BaseModel):
+    avatar_id: str = Field(max_length=200)
+    voice_id: str | None = Field(default=None, max_length=200)
+
+
+class SpeakRequest(BaseModel):
+    session_id: str = Field(max_length=200)
+    text: str
+    barge_in: bool = True
+
+
+class StopRequest(BaseModel):
+    session_id: str = Field(max_length=200)
+
+
+def engine_speech_source(engine_name: str) -> tuple[SpeechSource, object]:
+    """The speech stage as sessions use it: text -> segments (audio + visemes + prosody), plus the engine."""
+    from photoavatar.speech.voices import make_engine
+
+    engine = make_engine(engine_name)
+
+    def speak(text: str, voice_id: str | None):
+        from photoavatar.speech.pipeline import stream_speech
+
+        return stream_speech(engine, text, voice_id=voice_id)
+
+    return speak, engine
+
+
+def create_app(settings: ServerSettings | None = None, speech: SpeechSource | None = None,
+               voices: list | None = None) -> FastAPI:
+    """The server. `speech` and `voices` default to the configured engine (PHOTOAVATAR_ENGINE)."""
+    settings = settings or ServerSettings.from_settings()
+    state = _ServerState(settings, speech, voices)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI):
+        reaper = asyncio.create_task(state.sessions.reap_forever())
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            await state.sessions.close_all()
+            state.executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="photoavatar", version=__version__, lifespan=lifespan,
+                  description="A live, lip-synced talking avatar from one photo. Protocol: docs/protocol.md.")
+    app.state.photoavatar = state
+    _add_session_routes(app, state)
+    _add_avatar_routes(app, state)
+    if WEB_DIR.is_dir():
+        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    return app
+
+
+class _ServerState:
+    def __init__(self, settings: ServerSettings, speech: SpeechSource | None, voices: list | None):
+        self.settings = settings
+        if speech is None:
+            speech, engine = engine_speech_source(settings.engine)
+            voices = voices if voices is not None else engine.voices()
+        self.voices = voices or []
+        self.executor = ThreadPoolExecutor(max_workers=settings.tts_threads, thread_name_prefix="tts")
+        self.sessions = SessionRegistry(speech, self.executor, settings.max_sessions, settings.session_ttl_s,
+                                        settings.connect_timeout_s)
+        self.tokens = SessionTokens(settings.session_secret)
+        self.avatars = AvatarStore(settings.avatars_dir)
+        self.jobs = AvatarJobs()
+        self.session_rate = RateLimiter(settings.sessions_per_minute)
+        self.request_rate = RateLimiter(settings.requests_per_minute)
+
+    def new_transport(self, session_hint: str):
+        if self.settings.uses_livekit:
+            from photoavatar.live.livekit import LiveKitTransport
+
+            return LiveKitTransport.from_settings(self.settings, room=session_hint)
+        return WebRtcTransport(self.settings.ice_servers)
+
+
+def _http(status: int, detail: str, headers: dict | None = None) -> HTTPException:
+    return HTTPException(status_code=status, detail=detail, headers=headers)
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise _http(401, "missing Authorization header: send 'Authorization: Bearer <token from /session-live>'",
+                    {"WWW-Authenticate": "Bearer"})
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _http(401, "the Authorization header must be 'Bearer <token from /session-live>'",
+                    {"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+def _authorised_session(state: _ServerState, session_id: str, authorization: str | None) -> LiveSession:
+    try:
+        token_session = state.tokens.session_of(_bearer(authorization))
+    except TokenError as error:
+        raise _http(401, str(error), {"WWW-Authenticate": "Bearer"}) from None
+    if token_session != session_id:
+        raise _http(403, "this token belongs to another session: use the token returned with this session")
+    session = state.sessions.get(session_id)
+    if session is None:
+        raise _http(404, "no such session (it ended or expired): start a new one with POST /session-live")
+    return session
+
+
+def _limit(limiter: RateLimiter, key: str, what: str) -> None:
+    if not limiter.allow(key):
+        retry = limiter.retry_after_s(key)
+        raise _http(429, f"too many {what}: at most {limiter.max_calls} per {int(limiter.window_s)} s; "
+                         f"retry in {retry} s", {"Retry-After": str(retry)})
+
+
+def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
+    @app.post("/session-live", summary="open a live session for an avatar")
+    async def session_live(body: SessionRequest, request: Request) -> dict:
+        client = request.client.host if request.client else "unknown"
+        _limit(state.session_rate, client, "new sessions from this address")
+        try:
+            state.avatars.existing(body.avatar_id)
+        except InvalidAvatarId as error:
+            raise _http(400, str(error)) from None
+        except AvatarNotFound as error:
+            raise _http(404, str(error)) from None
+        known_voices = {voice.voice_id for voice in state.voices}
+        if body.voice_id is not None and body.voice_id not in known_voices:
+            raise _http(400, f"unknown voice {body.voice_id!r}: GET /voices lists the voices "
+                             f"({', '.join(sorted(known_voices)) or 'none'})")
+        if len(state.sessions) >= state.sessions.max_sessions:
+            raise _http(429, f"the server is at its limit of {state.sessions.max_sessions} open sessions: "
+                             "try again when one ends")
+        try:
+            transport = state.new_transport(body.avatar_id)
+            session = state.sessions.open(body.avatar_id, body.voice_id, transport)
+        except TooManySessions as error:
+            raise _http(429, str(error)) from None
+        return await _session_answer(state, session, request)
+
+    @app.post("/sessions/{session_id}/offer", status_code=201, summary="WHEP-style signalling: SDP offer in, answer out",
+              response_class=Response)
+    async def offer(session_id: str, request: Request, authorization: str | None = Header(None)) -> Response:
+        session = _authorised_session(state, session_id, authorization)
+        if not isinstance(session.transport, WebRtcTransport):
+            raise _http(400, "this session uses LiveKit: join the room with the url and token /session-live returned")
+        if not request.headers.get("content-type", "").startswith("application/sdp"):
+            raise _http(415, "send the SDP offer as the body with Content-Type: application/sdp")
+        body = await request.body()
+        if len(body) > MAX_SDP_BYTES:
+            raise _http(413, f"the SDP offer is larger than {MAX_SDP_BYTES} bytes")
+        try:
+            answer = await session.transport.answer(body.decode("utf-8", errors="replace"))
+        except SignallingError as error:
+            status = 409 if session.transport.signalled and "already" in str(error) else 400
+            raise _http(status, str(error)) from None
+        return Response(answer, status_code=201, media_type="application/sdp",
+                        headers={"Location": str(request.url)})
+
+    @app.post("/speak", status_code=202, summary="speak text in a session (barge_in cuts what plays)")
+    async def speak(body: SpeakRequest, authorization: str | None = Header(None)) -> dict:
+        session = _authorised_session(state, body.session_id, authorization)
+        _limit(state.request_rate, session.session_id, "requests in this session")
+        text = body.text.strip()
+        if not text:
+            raise _http(400, "text is empty: send something to say")
+        if len(text) > state.settings.max_text_chars:
+            raise _http(413, f"text is {len(text)} characters; the limit is {state.settings.max_text_chars}: "
+                             "split it into several /speak calls with barge_in false")
+        return {"utterance_id": session.speak(text, barge_in=body.barge_in)}
+
+    @app.post("/stop", summary="cut what is playing and empty the queue")
+    async def stop(body: StopRequest, authorization: str | None = Header(None)) -> dict:
+        session = _authorised_session(state, body.session_id, authorization)
+        _limit(state.request_rate, session.session_id, "requests in this session")
+        return {"stopped": session.stop()}
+
+    @app.delete("/sessions/{session_id}", status_code=204, summary="end a session now")
+    async def end_session(session_id: str, authorization: str | None = Header(None)) -> Response:
+        _authorised_session(state, session_id, authorization)
+        await state.sessions.close(session_id)
+        state.request_rate.forget(session_id)
+        return Response(status_code=204)
+
+    @app.get("/voices", summary="the voices sessions can use")
+    async def voices() -> list[dict]:
+        return [{"voice_id": v.voice_id, "name": v.name, "language": v.language, "engine": v.engine}
+                for v in state.voices]
+
+
+async def _session_answer(state: _ServerState, session: LiveSession, request: Request) -> dict:
+    transport = session.transport
+    expires = datetime.fromtimestamp(session.expires_at_s, tz=UTC).isoformat().replace("+00:00", "Z")
+    session_token = state.tokens.mint(session.session_id, session.expires_at_s)
+    if transport.kind == "livekit":
+        try:
+            await asyncio.wait_for(transport.start(), timeout=state.settings.connect_timeout_s)
+        except Exception as error:  # the SDK raises its own types; the user needs the URL and the reason
+            await state.sessions.close(session.session_id)
+            raise _http(502, f"cannot join the LiveKit room at {transport.url} ({error or type(error).__name__}): "
+                             "check LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET") from None
+        url, token = transport.url, transport.client_token(session.session_id, session.expires_at_s)
+    else:
+        url, token = str(request.url_for("offer", session_id=session.session_id)), session_token
+    assets = {key: f"/avatars/{session.avatar_id}/{name}" for key, name in ASSET_FILES.items()}
+    return {"session_id": session.session_id, "transport": transport.kind, "url": url, "token": token,
+            "session_token": session_token,
+            "labels": {"viseme": "viseme", "prosody": "prosody"}, "assets": assets, "expires_at": expires,
+            "ice_servers": state.settings.ice_servers}
+
+
+def _require_api_key(state: _ServerState, api_key: str | None) -> None:
+    if not state.settings.api_key:
+        raise _http(403, "creating and deleting avatars is disabled: set PHOTOAVATAR_API_KEY on the server")
+    if api_key is None:
+        raise _http(401, "missing X-API-Key header: creating and deleting avatars needs the server's API key")
+    import hmac
+
+    if not hmac.compare_digest(api_key.encode(), state.settings.api_key.encode()):
+        raise _http(401, "wrong X-API-Key: use the key set in PHOTOAVATAR_API_KEY")
+
+
+def _add_avatar_routes(app: FastAPI, state: _ServerState) -> None:
+    def api_key(x_api_key: str | None = Header(None)) -> None:
+        _require_api_key(state, x_api_key)
+
+    @app.get("/avatars", summary="the avatar ids (public)")
+    async def list_avatars() -> list[str]:
+        return state.avatars.ids()
+
+    @app.get("/avatars/jobs/{job_id}", summary="progress of an avatar creation job")
+    async def job(job_id: str, _: None = Depends(api_key)) -> dict:
+        found = state.jobs.get(job_id)
+        if found is None:
+            raise _http(404, f"no job {job_id[:80]!r}: POST /avatars returns the job id")
+        return found.to_json()
+
+    @app.get("/avatars/{avatar_id}/{name}", summary="one file of a bundle (public)")
+    async def avatar_file(avatar_id: str, name: str) -> FileResponse:
+        try:
+            path, media_type = state.avatars.file(avatar_id, name)
+        except InvalidAvatarId as error:
+            raise _http(400, str(error)) from None
+        except AvatarNotFound as error:
+            raise _http(404, str(error)) from None
+        return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=60"})
+
+    @app.post("/avatars", status_code=202, summary="create an avatar from a photo (X-API-Key)")
+    async def create_avatar(photo: UploadFile, avatar_id: str | None = None, _: None = Depends(api_key)) -> dict:
+        avatar_id = avatar_id or Path(photo.filename or "avatar").stem.lower().replace(" ", "-")
+        try:
+            out = state.avatars.folder(check_avatar_id(avatar_id))
+        except InvalidAvatarId as error:
+            raise _http(400, str(error)) from None
+        if out.exists() or state.jobs.busy_with(avatar_id):
+            raise _http(409, f"avatar {avatar_id!r} already exists: DELETE it first or pick another avatar_id")
+        data = await photo.read(MAX_PHOTO_BYTES + 1)
+        if not data:
+            raise _http(400, "the photo is empty: send a portrait JPEG/PNG as the multipart field 'photo'")
+        if len(data) > MAX_PHOTO_BYTES:
+            raise _http(413, f"the photo is larger than {MAX_PHOTO_BYTES // 2**20} MiB: send a smaller one")
+        suffix = Path(photo.filename or "photo.jpg").suffix.lower()[:8] or ".jpg"
+        state.avatars.root.mkdir(parents=True, exist_ok=True)
+        job = state.jobs.start(data, suffix, out, avatar_id)
+        return {"job_id": job.job_id, "avatar_id": avatar_id}
+
+    @app.delete("/avatars/{avatar_id}", status_code=204, summary="delete an avatar (X-API-Key)")
+    async def delete_avatar(avatar_id: str, _: None = Depends(api_key)) -> Response:
+        try:
+            state.avatars.delete(avatar_id)
+        except InvalidAvatarId as error:
+            raise _http(400, str(error)) from None
+        except AvatarNotFound as error:
+            raise _http(404, str(error)) from None
+        return Response(status_code=204)
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, avatars: Path | str = "avatars") -> None:
+    """Run the server until interrupted (the `photoavatar serve` command)."""
+    import uvicorn
+
+    settings = ServerSettings.from_settings(avatars)
+    app = create_app(settings)
+    print(f"photoavatar live server: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    uvicorn.run(app, host=host, port=port, log_level="info")

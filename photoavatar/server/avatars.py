@@ -1,0 +1,67 @@
+"""The avatars folder behind the public-read, authenticated-write routes.
+
+Ids are short slugs checked against one pattern, and files against the bundle's list of names, so no
+request can name a path outside the folder.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+AVATAR_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+BUNDLE_FILES = {"avatar.json": "application/json", "idle.mp4": "video/mp4", "atlas.png": "image/png",
+                "atlas.json": "application/json", "mask.png": "image/png", "roi.json": "application/json",
+                "preview.png": "image/png"}
+RESERVED_IDS = {"jobs"}  # path segments the API itself uses under /avatars/
+
+
+class AvatarNotFound(LookupError):
+    pass
+
+
+class InvalidAvatarId(ValueError):
+    pass
+
+
+def check_avatar_id(avatar_id: str) -> str:
+    if not AVATAR_ID_RE.match(avatar_id) or avatar_id in RESERVED_IDS:
+        raise InvalidAvatarId(f"avatar id {avatar_id[:80]!r} is not valid: use 1-64 lower-case letters, digits, "
+                              "'-' or '_', starting with a letter or digit")
+    return avatar_id
+
+
+class AvatarStore:
+    def __init__(self, root: Path):
+        self.root = root.resolve()
+
+    def ids(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir()
+                      if AVATAR_ID_RE.match(p.name) and (p / "avatar.json").is_file())
+
+    def folder(self, avatar_id: str) -> Path:
+        """The bundle folder of an id (which may not exist yet); the id is validated first."""
+        folder = (self.root / check_avatar_id(avatar_id)).resolve()
+        if folder.parent != self.root:  # belt and braces: the pattern already forbids separators and dots
+            raise InvalidAvatarId(f"avatar id {avatar_id!r} leaves the avatars folder")
+        return folder
+
+    def existing(self, avatar_id: str) -> Path:
+        folder = self.folder(avatar_id)
+        if not (folder / "avatar.json").is_file():
+            raise AvatarNotFound(f"no avatar {avatar_id!r}: GET /avatars lists the ids, POST /avatars creates one")
+        return folder
+
+    def file(self, avatar_id: str, name: str) -> tuple[Path, str]:
+        if name not in BUNDLE_FILES:
+            raise AvatarNotFound(f"bundles have no file {name[:80]!r}; they have {', '.join(sorted(BUNDLE_FILES))}")
+        path = self.existing(avatar_id) / name
+        if not path.is_file():
+            raise AvatarNotFound(f"avatar {avatar_id!r} has no {name}")
+        return path, BUNDLE_FILES[name]
+
+    def delete(self, avatar_id: str) -> None:
+        shutil.rmtree(self.existing(avatar_id))

@@ -1,0 +1,64 @@
+"""The server's configuration, read once from photoavatar.settings (environment, then settings file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from photoavatar.settings import setting
+
+
+def _int(name: str, default: int) -> int:
+    raw = setting(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"setting {name} must be a whole number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    avatars_dir: Path = Path("avatars")
+    api_key: str | None = None  # PHOTOAVATAR_API_KEY: needed to create or delete avatars
+    session_secret: str | None = None  # PHOTOAVATAR_SESSION_SECRET: share between workers; random if unset
+    engine: str = "piper"  # PHOTOAVATAR_ENGINE
+    max_sessions: int = 20  # PHOTOAVATAR_MAX_SESSIONS: open sessions per server
+    session_ttl_s: int = 3600  # PHOTOAVATAR_SESSION_TTL_S: a session and its token expire after this
+    connect_timeout_s: int = 30  # PHOTOAVATAR_CONNECT_TIMEOUT_S: signalling + ICE must finish within this
+    max_text_chars: int = 5000  # PHOTOAVATAR_MAX_TEXT_CHARS
+    requests_per_minute: int = 60  # PHOTOAVATAR_REQUESTS_PER_MINUTE: /speak + /stop per session
+    sessions_per_minute: int = 30  # PHOTOAVATAR_SESSIONS_PER_MINUTE: /session-live per client address
+    tts_threads: int = 4  # PHOTOAVATAR_TTS_THREADS: utterances synthesised at once
+    ice_servers: list[str] = field(default_factory=list)  # PHOTOAVATAR_ICE_SERVERS: comma-separated URLs
+    livekit_url: str | None = None  # LIVEKIT_URL (+ LIVEKIT_API_KEY, LIVEKIT_API_SECRET): use LiveKit
+    livekit_api_key: str | None = None
+    livekit_api_secret: str | None = None
+
+    @classmethod
+    def from_settings(cls, avatars_dir: Path | str | None = None) -> ServerSettings:
+        from photoavatar.speech.text import MAX_TEXT_CHARS
+
+        ice = setting("PHOTOAVATAR_ICE_SERVERS") or ""
+        return cls(
+            avatars_dir=Path(avatars_dir or setting("PHOTOAVATAR_AVATARS", "avatars")),
+            api_key=setting("PHOTOAVATAR_API_KEY"),
+            session_secret=setting("PHOTOAVATAR_SESSION_SECRET"),
+            engine=setting("PHOTOAVATAR_ENGINE", "piper"),
+            max_sessions=_int("PHOTOAVATAR_MAX_SESSIONS", 20),
+            session_ttl_s=_int("PHOTOAVATAR_SESSION_TTL_S", 3600),
+            connect_timeout_s=_int("PHOTOAVATAR_CONNECT_TIMEOUT_S", 30),
+            max_text_chars=_int("PHOTOAVATAR_MAX_TEXT_CHARS", MAX_TEXT_CHARS),
+            requests_per_minute=_int("PHOTOAVATAR_REQUESTS_PER_MINUTE", 60),
+            sessions_per_minute=_int("PHOTOAVATAR_SESSIONS_PER_MINUTE", 30),
+            tts_threads=_int("PHOTOAVATAR_TTS_THREADS", 4),
+            ice_servers=[url.strip() for url in ice.split(",") if url.strip()],
+            livekit_url=setting("LIVEKIT_URL"),
+            livekit_api_key=setting("LIVEKIT_API_KEY"),
+            livekit_api_secret=setting("LIVEKIT_API_SECRET"),
+        )
+
+    @property
+    def uses_livekit(self) -> bool:
+        return bool(self.livekit_url)

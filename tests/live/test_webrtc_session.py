@@ -1,0 +1,221 @@
+"""A real aiortc client peer against the real server, over this machine's own network interface.
+
+aiortc offers no loopback candidates, so both peers meet on the host's non-loopback address; the HTTP
+side runs in-process (httpx ASGITransport) on the same event loop as both peers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+
+import httpx
+import numpy as np
+import pytest
+from live_peer import ClientPeer
+
+from photoavatar.live.audio import FRAME_SAMPLES, RTP_MODULO, Resampler48k
+from photoavatar.server.app import create_app
+from photoavatar.server.config import ServerSettings
+
+SENTENCE = "Hello there. This is the live avatar speaking over a real peer connection."
+LONG_TEXT = " ".join(["This sentence is long enough to still be playing when the next request arrives."] * 4)
+ENERGY_RMS = 300.0  # int16 RMS; decoded silence stays far below, speech far above
+
+
+def rms(samples: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
+
+
+@contextlib.asynccontextmanager
+async def live_server(tmp_path, speech, **overrides):
+    bundle = tmp_path / "avatars" / "demo"
+    bundle.mkdir(parents=True)
+    (bundle / "avatar.json").write_text(json.dumps({"format_version": 1}))
+    source, voices = speech
+    app = create_app(ServerSettings(avatars_dir=tmp_path / "avatars", **overrides), speech=source, voices=voices)
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
+            http.app = app  # tests read the server's own clock through it
+            yield http
+
+
+async def connect(http: httpx.AsyncClient) -> tuple[dict, ClientPeer, dict]:
+    session = (await http.post("/session-live", json={"avatar_id": "demo"})).json()
+    auth = {"Authorization": f"Bearer {session['token']}"}
+    peer, offer_sdp = await ClientPeer.offer()
+    answer = await http.post(session["url"], content=offer_sdp, headers={**auth, "Content-Type": "application/sdp"})
+    assert answer.status_code == 201, answer.text
+    assert answer.headers["content-type"].startswith("application/sdp")
+    await peer.accept(answer.text)
+    await peer.wait_for(lambda: peer.pc.connectionState == "connected" and len(peer.frames) > 5)
+    return session, peer, auth
+
+
+async def speak(http, session, auth, text, barge_in=True) -> str:
+    reply = await http.post("/speak", json={"session_id": session["session_id"], "text": text, "barge_in": barge_in},
+                            headers=auth)
+    assert reply.status_code == 202, reply.text
+    return reply.json()["utterance_id"]
+
+
+def recording(speech):
+    """The real speech source, keeping a copy of every segment it yields (Piper is not deterministic)."""
+    source, voices = speech
+    segments = []
+
+    def speak(text, voice_id):
+        for segment in source(text, voice_id):
+            segments.append(segment)
+            yield segment
+
+    return (speak, voices), segments
+
+
+def source_onset_48k(segments) -> int:
+    """Where the loud part starts in the audio the engine produced, at 48 kHz: the reference for the decoded onset."""
+    resampler = Resampler48k(segments[0].audio.sample_rate_hz)
+    audio = np.concatenate([resampler.push(seg.audio.samples) for seg in segments] + [resampler.flush()])
+    for start in range(0, len(audio) - 48, 48):
+        if rms(audio[start:start + 48]) > ENERGY_RMS:
+            return start
+    raise AssertionError("the engine produced no loud audio")
+
+
+def onset_pts(peer: ClientPeer, after_pts: int) -> int:
+    """The pts (RTP time minus the first received RTP timestamp) of the first loud sample after AFTER_PTS."""
+    for _, pts, samples in peer.frames:
+        if pts < after_pts:
+            continue
+        for start in range(0, len(samples) - 48, 48):  # 1 ms windows
+            if rms(samples[start:start + 48]) > ENERGY_RMS:
+                return pts + start
+    raise AssertionError("no audio with energy arrived")
+
+
+async def test_speech_arrives_with_events_stamped_in_rtp_time(tmp_path, speech):
+    speech, produced = recording(speech)
+    async with live_server(tmp_path, speech) as http:
+        session, peer, auth = await connect(http)
+        try:
+            utterance_id = await speak(http, session, auth, SENTENCE)
+            await peer.wait_for(lambda: peer.of_type("utterance_end"), timeout_s=20)
+            start, = peer.of_type("utterance_start")
+            end, = peer.of_type("utterance_end")
+            assert start["utterance_id"] == end["utterance_id"] == utterance_id
+            assert end["reason"] == "done" and start["rtp_clock_hz"] == 48000 and start["text"] == SENTENCE
+            events = [e for m in peer.of_type("viseme") for e in m["events"]]
+            frames = [f for m in peer.of_type("prosody") for f in m["frames"]]
+            assert events and frames and all(m["utterance_id"] == utterance_id for m in peer.of_type("viseme"))
+            # the first loud sample the client decoded sits where utterance_start said the audio begins
+            expected_pts = (start["rtp_timestamp"] - peer.rtp_origin()) % RTP_MODULO
+            heard_pts = onset_pts(peer, expected_pts - 4 * FRAME_SAMPLES)
+            lag_samples = heard_pts - expected_pts - source_onset_48k(produced)
+            print(f"decoded onset minus announced onset: {lag_samples} samples")
+            assert abs(lag_samples) <= 96, lag_samples  # 2 ms: the 1 ms analysis window and the codec's ramp
+            # and it is speech: energy over the utterance's length, silence after the end
+            loud = [pts for _, pts, s in peer.frames if rms(s) > ENERGY_RMS]
+            assert (loud[-1] - loud[0]) / 48000 > 1.5
+        finally:
+            await peer.close()
+
+
+def open_utterances_never_overlap(peer: ClientPeer) -> None:
+    """Across the message stream, at most one utterance is between its start and its end."""
+    playing = set()
+    for _, _, message in peer.messages:
+        if message["type"] == "utterance_start":
+            assert not playing, f"{message['utterance_id']} started while {playing} was still playing"
+            playing.add(message["utterance_id"])
+        elif message["type"] == "utterance_end":
+            playing.discard(message["utterance_id"])
+
+
+async def test_stop_silences_audio_within_100_ms(tmp_path, speech):
+    async with live_server(tmp_path, speech) as http:
+        session, peer, auth = await connect(http)
+        try:
+            first = await speak(http, session, auth, LONG_TEXT)
+            queued = await speak(http, session, auth, SENTENCE, barge_in=False)
+            await peer.wait_for(lambda: peer.of_type("utterance_start"))
+            await asyncio.sleep(0.5)  # well into the speech
+            loop = asyncio.get_running_loop()
+            stopped_at = loop.time()
+            reply = await http.post("/stop", json={"session_id": session["session_id"]}, headers=auth)
+            assert reply.status_code == 200 and reply.json() == {"stopped": [first, queued]}
+            transport = http.app.state.photoavatar.sessions.get(session["session_id"]).transport
+            stop_pts = (transport.rtp_timestamp_at(transport.playout.position_samples) - peer.rtp_origin()) % RTP_MODULO
+            await asyncio.sleep(0.6)
+            # in audio time (the server's send clock): what the aiortc client's jitter buffer adds is not ours
+            loud_pts = [pts + len(s) for _, pts, s in peer.frames if rms(s) > ENERGY_RMS]
+            audio_ms = (max(loud_pts) - stop_pts) / 48
+            arrival_ms = max((t - stopped_at for t, _, s in peer.frames if rms(s) > ENERGY_RMS), default=0) * 1000
+            print(f"/stop -> silence: {audio_ms:.0f} ms of audio sent, {arrival_ms:.0f} ms at the client's output")
+            assert audio_ms <= 100
+            assert [e["reason"] for e in peer.of_type("utterance_end")] == ["stop", "stop"]
+            assert [s["utterance_id"] for s in peer.of_type("utterance_start")] == [first]  # the queue is gone
+        finally:
+            await peer.close()
+
+
+async def test_barge_in_replaces_the_utterance_and_rapid_ones_never_overlap(tmp_path, speech):
+    async with live_server(tmp_path, speech) as http:
+        session, peer, auth = await connect(http)
+        try:
+            first = await speak(http, session, auth, LONG_TEXT)
+            await peer.wait_for(lambda: peer.of_type("utterance_start"))
+            await asyncio.sleep(0.3)
+            second = await speak(http, session, auth, LONG_TEXT)  # two barge-ins back to back
+            third = await speak(http, session, auth, SENTENCE)
+            await peer.wait_for(lambda: any(e["utterance_id"] == third for e in peer.of_type("utterance_end")), 20)
+            ends = {e["utterance_id"]: e["reason"] for e in peer.of_type("utterance_end")}
+            assert ends == {first: "barge_in", second: "barge_in", third: "done"}
+            assert [s["utterance_id"] for s in peer.of_type("utterance_start")][-1] == third
+            open_utterances_never_overlap(peer)
+            # the barged-in audio stopped: nothing loud between the cut and the third utterance's first sample
+            third_start = next(s for s in peer.of_type("utterance_start") if s["utterance_id"] == third)
+            third_pts = (third_start["rtp_timestamp"] - peer.rtp_origin()) % RTP_MODULO
+            cut_pts = third_pts - 2 * FRAME_SAMPLES  # the cut happened at least this early
+            quiet_gap = [rms(s) for _, pts, s in peer.frames if cut_pts <= pts < third_pts - FRAME_SAMPLES]
+            assert quiet_gap and max(quiet_gap) < ENERGY_RMS
+        finally:
+            await peer.close()
+
+
+async def test_failing_speech_ends_with_an_error_and_the_session_keeps_working(tmp_path, speech):
+    async with live_server(tmp_path, speech) as http:
+        session, peer, auth = await connect(http)
+        try:
+            failing = await speak(http, session, auth, "日本語です")  # the English voice refuses it
+            await peer.wait_for(lambda: peer.of_type("utterance_end"))
+            end, = peer.of_type("utterance_end")
+            assert end["utterance_id"] == failing and end["reason"] == "error" and "English" in end["error"]
+            working = await speak(http, session, auth, "But this works.")
+            await peer.wait_for(lambda: len(peer.of_type("utterance_end")) == 2, 20)
+            assert peer.of_type("utterance_end")[1] == {"type": "utterance_end", "utterance_id": working,
+                                                        "reason": "done"}
+        finally:
+            await peer.close()
+
+
+async def test_a_vanished_client_frees_its_session(tmp_path, speech):
+    async with live_server(tmp_path, speech) as http:
+        session, peer, auth = await connect(http)
+        await speak(http, session, auth, LONG_TEXT)
+        await peer.close()  # gone mid-utterance, without a goodbye
+        for _ in range(50):
+            reply = await http.post("/stop", json={"session_id": session["session_id"]}, headers=auth)
+            if reply.status_code == 404:
+                break
+            await asyncio.sleep(0.1)
+        assert reply.status_code == 404, reply.text
+
+
+async def test_a_session_nobody_connects_to_is_freed(tmp_path, speech):
+    async with live_server(tmp_path, speech, connect_timeout_s=1) as http:
+        session = (await http.post("/session-live", json={"avatar_id": "demo"})).json()
+        auth = {"Authorization": f"Bearer {session['token']}"}
+        await asyncio.sleep(2.5)
+        reply = await http.post("/stop", json={"session_id": session["session_id"]}, headers=auth)
+        assert reply.status_code == 404 and "start a new one" in reply.json()["detail"]

@@ -1,0 +1,72 @@
+"""Browser fixtures for the web client's tests: headless Chromium (Debian's) and a loopback static server."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+WEB = Path(__file__).resolve().parents[2] / "photoavatar" / "web"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
+                 "--autoplay-policy=no-user-gesture-required", "--disable-dev-shm-usage"]
+
+
+class _FoldersHandler(SimpleHTTPRequestHandler):
+    """Serves photoavatar/web at / and extra folders at /<name>/; no caching, quiet."""
+
+    folders: dict[str, Path] = {}
+
+    def translate_path(self, path: str) -> str:
+        clean = path.split("?", 1)[0].split("#", 1)[0]
+        first, _, rest = clean.lstrip("/").partition("/")
+        if first in self.folders:
+            return str(self.folders[first] / rest)
+        return str(WEB / clean.lstrip("/"))
+
+    def end_headers(self) -> None:
+        self.send_header("Cache-Control", "no-store")
+        super().end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def static_server(tmp_path) -> Iterator[tuple[str, dict[str, Path]]]:
+    """(base URL, folders): put {name: folder} in folders to serve it at /name/."""
+    folders: dict[str, Path] = {}
+    handler = type("Handler", (_FoldersHandler,), {"folders": folders})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(WEB)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/", folders
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make browser-deps)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.errors = []
+    tab.on("pageerror", lambda error: tab.errors.append(str(error)))
+    yield tab
+    context.close()
