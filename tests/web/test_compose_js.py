@@ -54,10 +54,10 @@ def test_blend_matches_the_weighted_sum_through_the_mask():
     sprites = [rng.integers(0, 256, (h, w, 4), dtype=np.uint8) for _ in range(3)]
     weights = [0.55, 0.3, 0.15]
     mask = rng.integers(0, 256, (h, w), dtype=np.uint8)
-    out = one("blendSprites", u8(np.zeros((h, w, 4))), [{"data": u8(s), "weight": wt} for s, wt in zip(sprites, weights)],
+    out = one("blendSprites", u8(np.zeros((h, w, 4))), [{"data": u8(s), "weight": wt} for s, wt in zip(sprites, weights, strict=True)],
               u8(mask))
     got = from_u8(out).reshape(h, w, 4).astype(float)
-    expected = sum(wt * s[..., :3].astype(float) for s, wt in zip(sprites, weights))
+    expected = sum(wt * s[..., :3].astype(float) for s, wt in zip(sprites, weights, strict=True))
     assert np.abs(got[..., :3] - expected).max() <= 0.5 + 1e-3  # one rounding, nothing else
     assert np.array_equal(got[..., 3], mask)
 
