@@ -10,25 +10,48 @@ can end up between them. Everything outside the feathered mask (mask.py) stays t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
+from threadpoolctl import threadpool_limits
 
-from photoavatar.avatar.landmarks import (JAW_LOWER, LOWER_LIP_INNER, LOWER_LIP_OUTER, MOUTH_CORNERS, NOSE_BOTTOM,
-                                          UPPER_LIP_INNER, UPPER_LIP_OUTER, Face, mouth_metrics)
+from photoavatar.avatar.landmarks import (
+    JAW_LOWER,
+    LIPS_INNER,
+    LOWER_LIP_INNER,
+    LOWER_LIP_OUTER,
+    MOUTH_CORNERS,
+    NOSE_BOTTOM,
+    UPPER_LIP_INNER,
+    UPPER_LIP_OUTER,
+    Face,
+    mouth_metrics,
+)
 from photoavatar.avatar.mask import MouthMask, mouth_mask, region_outline_px
-from photoavatar.avatar.mouth_interior import InteriorGeometry, MouthPalette, render_interior, sample_palette
-from photoavatar.avatar.mouth_shapes import (OVERBITE_W, UPPER_TEETH_BELOW_CONTACT_W, MouthFrame, MouthShape,
-                                             shape_for)
+from photoavatar.avatar.mouth_interior import (
+    MouthPalette,
+    PhotoTeeth,
+    photo_teeth_edge,
+    render_interior,
+    sample_palette,
+)
+from photoavatar.avatar.mouth_shapes import (
+    LipContours,
+    MouthFrame,
+    MouthShape,
+    MouthTarget,
+    mouth_target,
+    shape_for,
+)
 from photoavatar.avatar.warp import ThinPlateSpline, backward_map, remap
-from photoavatar.visemes import REST, VISEMES
+from photoavatar.visemes import VISEMES
 
-CONTACT_SHARE = 0.4  # closed lips meet this far down the source opening (the jaw does most of the closing)
 INNER_PULL = 0.12  # each lip layer samples its inner edge this far into the lip (fraction of its thickness)
 NOSE_ANCHORS = (NOSE_BOTTOM, 98, 327)  # nose base and nostril wings: never move
-SHOWS_TEETH_APERTURE = 0.08
-SMILE_LIFT_W = 0.05
+SHOWS_TEETH_APERTURE = 0.08  # a photo whose lips part this much shows its teeth
+SMILE_LIFT_W = 0.05  # mouth corners this much above a neutral mouth's: a smiling photo
+MIN_MOUTH_WIDTH_PX = 40  # below this, the feather and the warp's fade-in leave no room for the lips to move
 
 
 @dataclass(frozen=True)
@@ -39,53 +62,27 @@ class MouthSynthesis:
     advice: str | None  # a sentence about the photo kind (e.g. smiling with teeth), or None
 
 
-@dataclass(frozen=True)
-class LipContours:
-    """The four lip contours, 11 points each from the left corner to the right, in mouth-frame units."""
-
-    upper_outer: np.ndarray
-    upper_inner: np.ndarray
-    lower_inner: np.ndarray
-    lower_outer: np.ndarray
-
-    @property
-    def contact_v(self) -> np.ndarray:
-        """Where the lips would meet if closed, per contour index."""
-        return self.upper_inner[:, 1] + CONTACT_SHARE * (self.lower_inner[:, 1] - self.upper_inner[:, 1])
-
-    @cached_property
-    def contact_curve(self) -> np.polynomial.Polynomial:
-        """The contact line as a smooth v(u): landmarks jitter by a pixel, a drawn lip edge must not."""
-        return np.polynomial.Polynomial.fit(self.upper_inner[:, 0], self.contact_v, deg=4)
-
-    def smile_lift(self, u: np.ndarray) -> np.ndarray:
-        """How far the contact line at u sits above a neutral mouth's (corners raised by a smile)."""
-        curve = self.contact_curve
-        neutral = curve(0.0) - 0.03 * (np.asarray(u) / 0.5) ** 2
-        return np.maximum(0.0, neutral - curve(u))
-
-
-@dataclass(frozen=True)
-class MouthTarget:
-    lips: LipContours  # where the lips go (mouth-frame units)
-    jaw_drop: float  # how far the chin goes down (mouth widths)
-    corner_shift: np.ndarray  # (2, 2) displacement of the left and right corners
-    interior: InteriorGeometry
-
-
 def synthesize_mouths(image_rgb: np.ndarray, face: Face, visemes: Sequence[str]) -> MouthSynthesis:
     """A frame per viseme: the photo with that mouth shape inside a feathered mask, the photo elsewhere."""
+    # The splines' linear algebra is tiny: threaded BLAS only adds contention (100x slower on a busy CPU).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _synthesize(image_rgb, face, visemes)
+
+
+def _synthesize(image_rgb: np.ndarray, face: Face, visemes: Sequence[str]) -> MouthSynthesis:
     image = _checked_image(image_rgb)
     _check_visemes(visemes)
-    frame = MouthFrame.of(face.points_px[MOUTH_CORNERS[0]], face.points_px[MOUTH_CORNERS[1]])
-    lips = _lip_contours(face, frame)
+    frame = _mouth_frame(face)
     region = mouth_mask(image.shape, face, frame)
     palette = sample_palette(image, face, frame)
+    lips = _lip_contours(face, frame)
+    lips = replace(lips, teeth_edge=photo_teeth_edge(image, lips, frame, palette))
+    own_teeth = _own_teeth(image, face, frame, lips, region.box)
     frames = {}
     for viseme in visemes:
         shape = shape_for(viseme)
-        frames[viseme] = image.copy() if shape is None else _render(image, face, frame, lips, region, palette,
-                                                                  shape)
+        frames[viseme] = (image.copy() if shape is None
+                          else _render(image, face, frame, lips, region, palette, shape, own_teeth))
     return MouthSynthesis(frames, region.mask, _mouth_box(face, image.shape), _advice(face, lips))
 
 
@@ -95,6 +92,18 @@ def _checked_image(image_rgb: np.ndarray) -> np.ndarray:
         raise ValueError(f"the mouth synthesis needs an RGB image (HxWx3 uint8), got shape {image.shape} "
                          f"{image.dtype}: convert the photo to 8-bit RGB first")
     return np.ascontiguousarray(image)
+
+
+def _mouth_frame(face: Face) -> MouthFrame:
+    points = np.asarray(face.points_px)
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) <= max(MOUTH_CORNERS + LIPS_INNER):
+        raise ValueError(f"the face needs the 478 Face Mesh landmarks, got an array of shape {points.shape}")
+    frame = MouthFrame.of(points[MOUTH_CORNERS[0]], points[MOUTH_CORNERS[1]])
+    if frame.width_px < MIN_MOUTH_WIDTH_PX:
+        raise ValueError(f"the mouth is only {frame.width_px:.0f} px wide in this image; mouth shapes need at "
+                         f"least {MIN_MOUTH_WIDTH_PX} px: work on a larger crop of the face (about 512 px for "
+                         "head and shoulders)")
+    return frame
 
 
 def _check_visemes(visemes: Sequence[str]) -> None:
@@ -107,6 +116,27 @@ def _lip_contours(face: Face, frame: MouthFrame) -> LipContours:
     p = face.points_px
     return LipContours(*(frame.to_local(p[list(indices)]) for indices in
                          (UPPER_LIP_OUTER, UPPER_LIP_INNER, LOWER_LIP_INNER, LOWER_LIP_OUTER)))
+
+
+def _own_teeth(image: np.ndarray, face: Face, frame: MouthFrame, lips: LipContours,
+               box: tuple[int, int, int, int]) -> PhotoTeeth | None:
+    """The photo's upper teeth inside `box`: inside its open lips, above where its teeth end."""
+    if lips.teeth_edge is None:
+        return None
+    x, y, w, h = box
+    opening = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillPoly(opening, [np.round(face.points_px[list(LIPS_INNER)] * 4).astype(np.int32)], 1, shift=2)
+    opening = cv2.erode(opening, np.ones((3, 3), np.uint8))[y:y + h, x:x + w].astype(np.float32)
+    local = _local_grid(frame, box)
+    above_edge = np.clip(0.5 + (lips.teeth_edge(local[..., 0]) - local[..., 1]) * frame.width_px, 0.0, 1.0)
+    alpha = cv2.GaussianBlur(opening, (0, 0), 0.7) * above_edge
+    return PhotoTeeth(image[y:y + h, x:x + w].astype(np.float32), alpha)
+
+
+def _local_grid(frame: MouthFrame, box: tuple[int, int, int, int]) -> np.ndarray:
+    """Mouth-frame coordinates (h, w, 2) of every pixel in `box`."""
+    x, y, w, h = box
+    return frame.to_local(np.stack(np.meshgrid(np.arange(x, x + w), np.arange(y, y + h)), axis=-1))
 
 
 def _mouth_box(face: Face, image_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
@@ -124,92 +154,9 @@ def _advice(face: Face, lips: LipContours) -> str | None:
         return ("This photo shows an open, smiling mouth with teeth; a neutral face with the lips closed or "
                 "slightly parted gives the most natural mouth shapes.")
     if lips.smile_lift(lips.upper_inner[[0, -1], 0]).max() > SMILE_LIFT_W:
-        return ("This photo shows a smile; a neutral face with the lips closed or slightly parted gives the most "
-                "natural rounded mouth shapes (O, U, W).")
+        return ("This photo shows a smile; a neutral face with the lips closed or slightly parted gives the "
+                "most natural rounded mouth shapes (O, U, W).")
     return None
-
-
-# ---- targets --------------------------------------------------------------------------------------------
-
-def _opening_profile(x: np.ndarray, roundness: float) -> np.ndarray:
-    """Opening height across the mouth (1 in the middle, 0 at the corners): a lens tapering into the corners
-    for spread shapes, an oval for round ones."""
-    power = 2.5 - 0.5 * roundness
-    taper = 1.2 - 0.6 * roundness
-    return np.clip(1 - np.abs(x) ** power, 0.0, 1.0) ** taper
-
-
-def _upper_teeth_edge(u: np.ndarray, lips: LipContours) -> np.ndarray:
-    """Biting edge of the upper teeth: fixed to the skull, highest at the canines (the smile arc)."""
-    return lips.contact_curve(0.0) + UPPER_TEETH_BELOW_CONTACT_W - 0.05 * (np.asarray(u) / 0.45) ** 2
-
-
-@dataclass(frozen=True)
-class LipCurves:
-    """Smooth inner-lip edges v(u') of one shape, u' in output (target) mouth-frame units."""
-
-    lips: LipContours
-    shape: MouthShape
-
-    @property
-    def corners_u(self) -> tuple[float, float]:
-        scale = self.shape.width_scale
-        return float(self.lips.upper_inner[0, 0] * scale), float(self.lips.upper_inner[-1, 0] * scale)
-
-    def contact(self, u: np.ndarray) -> np.ndarray:
-        source_u = np.asarray(u) / self.shape.width_scale
-        return self.lips.contact_curve(source_u) + self.shape.relax_smile * self.lips.smile_lift(source_u)
-
-    def opening(self, u: np.ndarray) -> np.ndarray:
-        left, right = self.corners_u
-        half_width = (right - left) / 2
-        x = (np.asarray(u) - (left + right) / 2) / half_width
-        return self.shape.gap_w * _opening_profile(x, self.shape.roundness)
-
-    def upper(self, u: np.ndarray) -> np.ndarray:
-        return self.contact(u) - self.shape.upper_share * self.opening(u)
-
-    def lower(self, u: np.ndarray) -> np.ndarray:
-        if self.shape.lower_lip_to_teeth:
-            return np.maximum(self.contact(u), _upper_teeth_edge(u, self.lips))
-        return self.contact(u) + (1 - self.shape.upper_share) * self.opening(u)
-
-
-def mouth_target(lips: LipContours, shape: MouthShape) -> MouthTarget:
-    """Where the lips, corners and jaw go for one shape (mouth-frame units)."""
-    curves = LipCurves(lips, shape)
-    scale = np.array([shape.width_scale, 1.0])
-    upper_inner, lower_inner = lips.upper_inner * scale, lips.lower_inner * scale
-    upper_inner[:, 1] = curves.upper(upper_inner[:, 0])
-    lower_inner[:, 1] = curves.lower(lower_inner[:, 0])
-    for contour in (upper_inner, lower_inner):  # both lips meet exactly at the corners
-        contour[[0, -1], 1] = curves.contact(contour[[0, -1], 0])
-    upper_thickness = lips.upper_inner[:, 1] - lips.upper_outer[:, 1]
-    lower_thickness = lips.lower_outer[:, 1] - lips.lower_inner[:, 1]
-    upper_outer = lips.upper_outer * scale
-    upper_outer[:, 1] += (0.6 * (upper_inner[:, 1] - lips.upper_inner[:, 1])
-                          - 0.15 * shape.pout * upper_thickness + shape.press_w)
-    lower_outer = lips.lower_outer * scale
-    if shape.lower_lip_to_teeth:  # rolled in under the teeth: less of the lower lip shows
-        lower_outer[:, 1] = lower_inner[:, 1] + 0.75 * lower_thickness
-    else:
-        lower_outer[:, 1] += (0.85 * (lower_inner[:, 1] - lips.lower_inner[:, 1])
-                              + 0.15 * shape.pout * lower_thickness - shape.press_w)
-    corner_lift = upper_inner[[0, -1], 1] - lips.contact_v[[0, -1]]
-    for contour in (upper_outer, lower_outer):  # the outer corners move with the inner ones
-        contour[[0, -1], 1] = lips.upper_outer[[0, -1], 1] + corner_lift
-    target = LipContours(upper_outer, upper_inner, lower_inner, lower_outer)
-    corner_shift = upper_outer[[0, -1]] - lips.upper_outer[[0, -1]]
-    return MouthTarget(target, shape.teeth_gap_w + OVERBITE_W, corner_shift, _interior(curves))
-
-
-def _interior(curves: LipCurves) -> InteriorGeometry:
-    u = np.linspace(*curves.corners_u, 81)
-    upper_edge = _upper_teeth_edge(u, curves.lips)
-    lower_edge = (curves.lips.contact_curve(0.0) + UPPER_TEETH_BELOW_CONTACT_W + curves.shape.teeth_gap_w
-                  + 0.03 * (u / 0.45) ** 2)
-    return InteriorGeometry(u, curves.upper(u), curves.lower(u), upper_edge, lower_edge, curves.shape.tongue,
-                            curves.corners_u)
 
 
 # ---- warp -----------------------------------------------------------------------------------------------
@@ -238,7 +185,7 @@ def _cheek_and_jaw_points(face: Face, frame: MouthFrame, lips: LipContours, targ
     pairs = []
     for side, corner in ((0, lips.upper_outer[0]), (1, lips.upper_outer[-1])):
         direction = -1.0 if side == 0 else 1.0
-        cheeks = corner + np.array([[0.2 * direction, -0.12], [0.22 * direction, 0.0], [0.2 * direction, 0.14]])
+        cheeks = corner + np.array([[0.2, -0.12], [0.22, 0.0], [0.2, 0.14]]) * (direction, 1.0)
         pairs.append((cheeks + 0.45 * target.corner_shift[side], cheeks))
     jaw = frame.to_local(face.points_px[list(JAW_LOWER)])
     jaw = jaw[np.abs(jaw[:, 0]) <= 0.95]
@@ -260,7 +207,7 @@ def _outline_anchors(face: Face, frame: MouthFrame) -> np.ndarray:
 # ---- composition ----------------------------------------------------------------------------------------
 
 def _render(image: np.ndarray, face: Face, frame: MouthFrame, lips: LipContours, region: MouthMask,
-            palette: MouthPalette, shape: MouthShape) -> np.ndarray:
+            palette: MouthPalette, shape: MouthShape, own_teeth: PhotoTeeth | None) -> np.ndarray:
     target = mouth_target(lips, shape)
     x, y, w, h = region.box
     weight = region.warp_weight[y:y + h, x:x + w]
@@ -269,16 +216,31 @@ def _render(image: np.ndarray, face: Face, frame: MouthFrame, lips: LipContours,
         output_px, source_px = _control_points(face, frame, lips, target, layer)
         spline = ThinPlateSpline.fit(output_px, source_px)
         layers[layer] = remap(image, *backward_map(spline, region.box, weight)).astype(np.float32)
-    grid = np.stack(np.meshgrid(np.arange(x, x + w), np.arange(y, y + h)), axis=-1)
-    local = frame.to_local(grid)
+    local = _local_grid(frame, region.box)
     u, v = local[..., 0], local[..., 1]
-    lips_rgb = _join_lips(layers["upper"], layers["lower"], u, v, target, frame.width_px)
-    interior, coverage = render_interior(u, v, target.interior, palette, frame.width_px)
-    composed = lips_rgb * (1 - coverage[..., None]) + interior * coverage[..., None]
+    composed = _join_lips(layers["upper"], layers["lower"], u, v, target, frame.width_px)
+    _paint_interior(composed, u, v, target, palette, frame.width_px, own_teeth)
     out = image.copy()
     moved = weight > 0
     out[y:y + h, x:x + w][moved] = np.clip(np.round(composed[moved]), 0, 255).astype(np.uint8)
     return out
+
+
+def _paint_interior(rgb: np.ndarray, u: np.ndarray, v: np.ndarray, target: MouthTarget, palette: MouthPalette,
+                    width_px: float, own_teeth: PhotoTeeth | None) -> None:
+    """Draw the mouth interior into `rgb`, computing only the rows and columns the opening can reach."""
+    g = target.interior
+    margin = 2.0 / width_px
+    inside = ((u >= g.u_knots[0] - margin) & (u <= g.u_knots[-1] + margin)
+              & (v >= g.upper_lip_v.min() - margin) & (v <= g.lower_lip_v.max() + margin))
+    if not inside.any():
+        return
+    rows, cols = np.nonzero(inside.any(axis=1))[0], np.nonzero(inside.any(axis=0))[0]
+    window = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    if own_teeth is not None:
+        own_teeth = PhotoTeeth(own_teeth.rgb[window], own_teeth.alpha[window])
+    interior, coverage = render_interior(u[window], v[window], g, palette, width_px, own_teeth)
+    rgb[window] = rgb[window] * (1 - coverage[..., None]) + interior * coverage[..., None]
 
 
 def _join_lips(upper: np.ndarray, lower: np.ndarray, u: np.ndarray, v: np.ndarray, target: MouthTarget,

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from photoavatar.avatar.landmarks import LIPS_INNER, LIPS_OUTER, NOSE_BOTTOM, Face, mouth_metrics
-from photoavatar.avatar.mouth_shapes import MouthFrame
+from photoavatar.avatar.mouth_shapes import InteriorGeometry, LipContours, MouthFrame
 
 # Tooth widths along the arch, from the middle outward (incisor, lateral, canine, premolars), in mouth widths.
 UPPER_TOOTH_WIDTHS_W = (0.17, 0.13, 0.15, 0.14, 0.14)
@@ -28,6 +28,15 @@ LOWER_ARCH_RADIUS_W = 0.42
 WARM_ENAMEL_RGB = np.array([238.0, 230.0, 212.0])
 TONGUE_RGB = np.array([178.0, 88.0, 92.0])
 SHOWS_TEETH_APERTURE = 0.08  # a source mouth open this wide shows its teeth: sample their colour
+SHADOW_COOLING = np.array([0.0, 0.22, 0.32])  # how much green and blue drop in shadow
+
+
+@dataclass(frozen=True)
+class PhotoTeeth:
+    """The photo's own upper teeth over a region: colour, and where they show (alpha in [0, 1])."""
+
+    rgb: np.ndarray  # HxWx3 float
+    alpha: np.ndarray  # HxW float
 
 
 @dataclass(frozen=True)
@@ -43,20 +52,8 @@ class MouthPalette:
     grain: float  # the photo's pixel noise (standard deviation, 0-255): synthesised pixels get the same
 
 
-@dataclass(frozen=True)
-class InteriorGeometry:
-    """Curves v(u) of one mouth shape (mouth-frame units), sampled at increasing `u_knots`."""
-
-    u_knots: np.ndarray
-    upper_lip_v: np.ndarray  # inner edge of the upper lip
-    lower_lip_v: np.ndarray  # inner edge of the lower lip
-    upper_teeth_edge_v: np.ndarray  # biting edge of the upper incisors (fixed to the skull)
-    lower_teeth_edge_v: np.ndarray  # top edge of the lower incisors (moves with the jaw)
-    tongue: str | None  # None, "up" (L) or "between" (TH)
-    corners_u: tuple[float, float]  # where the inner lip edges meet
-
-
-def _polygon_pixels(image: np.ndarray, polygon_px: np.ndarray, without_px: np.ndarray | None = None) -> np.ndarray:
+def _polygon_pixels(image: np.ndarray, polygon_px: np.ndarray,
+                    without_px: np.ndarray | None = None) -> np.ndarray:
     area = np.zeros(image.shape[:2], np.uint8)
     cv2.fillPoly(area, [np.round(polygon_px).astype(np.int32)], 1)
     if without_px is not None:
@@ -83,9 +80,9 @@ def sample_palette(image: np.ndarray, face: Face, frame: MouthFrame) -> MouthPal
     lips = _polygon_pixels(image, p[list(LIPS_OUTER)], without_px=p[list(LIPS_INNER)])
     lip_rgb = np.median(lips, axis=0) if len(lips) else np.array([170.0, 100.0, 95.0])
     philtrum_v = (frame.to_local(p[NOSE_BOTTOM])[1] - 0.15) / 2
-    skin_patch = frame.to_px(np.array([[-0.2, philtrum_v - 0.04], [0.2, philtrum_v - 0.04],
-                                       [0.2, philtrum_v + 0.04], [-0.2, philtrum_v + 0.04]]))
-    skin = _polygon_pixels(image, skin_patch)
+    skin_patch = _patch(frame, philtrum_v, 0.04)
+    chin_patch = _patch(frame, 0.5, 0.05)
+    skin = np.concatenate([_polygon_pixels(image, skin_patch), _polygon_pixels(image, chin_patch)])
     skin_rgb = np.median(skin, axis=0) if len(skin) else lip_rgb * 1.2
     teeth_rgb, from_photo = _teeth_colour(image, face, inner, skin_rgb)
     cavity_rgb = lip_rgb * np.array([0.22, 0.13, 0.13])
@@ -94,29 +91,72 @@ def sample_palette(image: np.ndarray, face: Face, frame: MouthFrame) -> MouthPal
                         _grain(image, skin_patch))
 
 
+def photo_teeth_edge(image: np.ndarray, lips: LipContours, frame: MouthFrame,
+                     palette: MouthPalette) -> np.polynomial.Polynomial | None:
+    """Where the photo's upper teeth end, v(u), if it shows them: the last bright row under the upper lip."""
+    if not palette.teeth_from_photo:
+        return None
+    step = 0.25 / frame.width_px
+    bright_level = 0.75 * float(_luminance(palette.teeth_rgb))
+    found_u, found_v = [], []
+    for u in np.linspace(-0.3, 0.3, 13):
+        top = np.interp(u, lips.upper_inner[:, 0], lips.upper_inner[:, 1])
+        bottom = np.interp(u, lips.lower_inner[:, 0], lips.lower_inner[:, 1])
+        v = np.arange(top, bottom, step)
+        if len(v) < 4:
+            continue
+        points = frame.to_px(np.stack([np.full_like(v, u), v], axis=1)).astype(np.float32)
+        column = cv2.remap(image, points[:, :1], points[:, 1:], cv2.INTER_LINEAR).reshape(-1, 3)
+        bright = np.nonzero(_luminance(column.astype(float)) > bright_level)[0]
+        if len(bright):
+            found_u.append(u)
+            found_v.append(v[bright[-1]])
+    if len(found_u) < 7:
+        return None
+    return np.polynomial.Polynomial.fit(found_u, found_v, deg=2)
+
+
+def _patch(frame: MouthFrame, center_v: float, half_height: float) -> np.ndarray:
+    """A small skin rectangle across the middle of the face (mouth-frame units) as an image polygon."""
+    return frame.to_px(np.array([[-0.2, center_v - half_height], [0.2, center_v - half_height],
+                                 [0.2, center_v + half_height], [-0.2, center_v + half_height]]))
+
+
 def _grain(image: np.ndarray, patch_px: np.ndarray) -> float:
-    """Robust noise level of a smooth skin patch: a clean synthetic interior in a grainy photo looks pasted."""
-    detail = image.astype(np.float32) - cv2.GaussianBlur(image.astype(np.float32), (0, 0), 1.2)
-    values = _polygon_pixels(detail, patch_px)
+    """Robust noise level of a skin patch: a clean synthetic interior in a grainy photo looks pasted on."""
+    x, y, w, h = cv2.boundingRect(np.round(patch_px).astype(np.int32))
+    x, y = max(x - 4, 0), max(y - 4, 0)
+    region = image[y:y + h + 8, x:x + w + 8].astype(np.float32)
+    detail = region - cv2.GaussianBlur(region, (0, 0), 1.2)
+    values = _polygon_pixels(detail, patch_px - (x, y))
     if len(values) < 20:
         return 0.0
     return float(1.4826 * np.median(np.abs(values - np.median(values, axis=0))))
 
 
-def _teeth_colour(image: np.ndarray, face: Face, inner: np.ndarray, skin_rgb: np.ndarray) -> tuple[np.ndarray, bool]:
+def _teeth_colour(image: np.ndarray, face: Face, inner: np.ndarray,
+                  skin_rgb: np.ndarray) -> tuple[np.ndarray, bool]:
     if mouth_metrics(face).aperture >= SHOWS_TEETH_APERTURE and len(inner) > 30:
         bright = inner[_luminance(inner) >= np.percentile(_luminance(inner), 60)]
         if _luminance(np.median(bright, axis=0)) > 0.8 * _luminance(skin_rgb):
             return np.median(bright, axis=0), True
     # Teeth inside the mouth sit in some shade: a little brighter than the lit skin, never paper white.
     brightness = float(np.clip(_luminance(skin_rgb) * 1.05 + 25, 150, 220))
-    enamel = WARM_ENAMEL_RGB * _light_tint(image)
+    # Against warm skin a neutral white reads blue-grey: lean the enamel a little toward the skin's hue.
+    skin_hue = np.clip(skin_rgb / max(float(skin_rgb.mean()), 1.0), 0.5, 1.6) ** 0.3
+    enamel = WARM_ENAMEL_RGB * _light_tint(image) * skin_hue
     return enamel * brightness / _luminance(enamel), False
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:
     x = np.clip(x, 0.0, 1.0)
     return x * x * (3 - 2 * x)
+
+
+def _shaded(colour: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """colour * light, where the shadow inside a mouth is warm (reddish light bounced off lips and tongue)."""
+    light = light[..., None]
+    return colour * light * (1 - (1 - np.clip(light, 0, 1)) * SHADOW_COOLING)
 
 
 def _teeth_shading(u: np.ndarray, widths_w: tuple[float, ...], radius_w: float, width_px: float,
@@ -139,7 +179,7 @@ def _teeth_shading(u: np.ndarray, widths_w: tuple[float, ...], radius_w: float, 
 
 
 def render_interior(u: np.ndarray, v: np.ndarray, geometry: InteriorGeometry, palette: MouthPalette,
-                    width_px: float) -> tuple[np.ndarray, np.ndarray]:
+                    width_px: float, photo_teeth: PhotoTeeth | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(rgb float HxWx3, coverage HxW in [0,1]) of the mouth interior at local coordinates u, v."""
     g = geometry
     upper = np.interp(u, g.u_knots, g.upper_lip_v)
@@ -153,10 +193,11 @@ def render_interior(u: np.ndarray, v: np.ndarray, geometry: InteriorGeometry, pa
     rgb = _lower_teeth(rgb, u, v, lower, g, palette, width_px)
     if g.tongue == "between":
         rgb = _tongue_tip(rgb, u, v, g, palette, width_px, between=True)
-    rgb = _upper_teeth(rgb, u, v, upper, g, palette, width_px)
+    rgb = _upper_teeth(rgb, u, v, upper, g, palette, width_px, photo_teeth)
     rgb = _wet_lip_rims(rgb, v, upper, lower, palette, width_px)
     # The upper lip shades what is right under it.
-    rgb *= (0.55 + 0.45 * _smoothstep((v - upper) * width_px / 4.0))[..., None]
+    light = (0.7 + 0.3 * _smoothstep((v - upper) * width_px / 3.0)) * g.shade
+    rgb = _shaded(rgb, light)
     grain = np.random.default_rng(7).normal(0.0, palette.grain, rgb.shape[:2])[..., None]
     return rgb + grain, coverage
 
@@ -191,18 +232,22 @@ def _tongue_body(rgb, u, v, lower, g: InteriorGeometry, palette: MouthPalette) -
 def _tongue_tip(rgb, u, v, g: InteriorGeometry, palette: MouthPalette, width_px: float, between: bool):
     teeth_top = float(np.interp(0.0, g.u_knots, g.upper_teeth_edge_v))
     lower_top = float(np.interp(0.0, g.u_knots, g.lower_teeth_edge_v))
-    if between:
-        center_v, half_h, half_w = (teeth_top + lower_top) / 2 + 0.01, max(lower_top - teeth_top, 0.04) * 0.8, 0.16
-    else:
-        center_v, half_h, half_w = (teeth_top + lower_top) / 2 + 0.03, (lower_top - teeth_top) / 2 + 0.04, 0.15
-    r = (u / half_w) ** 2 + ((v - center_v) / half_h) ** 2
-    amount = np.clip((1 - r) * half_h * width_px / 1.5, 0, 1)
-    shade = 0.62 + 0.38 * np.clip(1 - r, 0, 1) ** 0.5 * np.clip(1 - (v - center_v) / half_h * 0.6, 0, 1.2)
-    tip = palette.tongue_rgb * shade[..., None] * (0.85 if not between else 1.0)
+    if between:  # TH: the tip lies on the lower teeth and reaches out under the upper ones
+        center_v, half_h, half_w = teeth_top + 0.05, 0.065, 0.17
+    else:  # L: the tip rises from behind the lower teeth to touch behind the upper ones
+        center_v, half_h, half_w = lower_top + 0.04, lower_top + 0.04 - teeth_top + 0.01, 0.2
+    r = np.sqrt((u / half_w) ** 2 + ((v - center_v) / half_h) ** 2)
+    amount = np.clip((1 - r) * half_h * width_px / 1.2, 0, 1)
+    # Rounded body: lit near its tip, falling off toward its sides and down into the mouth.
+    height = np.clip((center_v - v) / half_h, -1, 1)
+    across = np.sqrt(np.clip(1 - (u / half_w) ** 2, 0, 1))
+    light = (0.55 + 0.35 * across + 0.15 * height) * (1.0 if between else 0.85)
+    tip = _shaded(palette.tongue_rgb, light)
     return rgb * (1 - amount[..., None]) + tip * amount[..., None]
 
 
-def _upper_teeth(rgb, u, v, upper, g: InteriorGeometry, palette: MouthPalette, width_px: float):
+def _upper_teeth(rgb, u, v, upper, g: InteriorGeometry, palette: MouthPalette, width_px: float,
+                 photo_teeth: PhotoTeeth | None):
     edge = np.interp(u, g.u_knots, g.upper_teeth_edge_v)
     # Gaps between teeth show most at the biting edge (embrasures) and fade toward the gum.
     depth = 0.12 + 0.3 * _smoothstep(1 - (edge - v) * width_px / 5.0)
@@ -210,9 +255,12 @@ def _upper_teeth(rgb, u, v, upper, g: InteriorGeometry, palette: MouthPalette, w
     # Each tooth's biting edge is rounded at its corners: the edge rises a little where shading is dark.
     edge = edge - 0.012 * (1 - shade.clip(0.3, 1.0)) ** 1.5
     amount = np.clip(0.5 + (edge - v) * width_px, 0, 1) * (shade > 0.05)
-    toward_gum = 0.75 + 0.25 * _smoothstep((v - upper) * width_px / 6.0)
+    toward_gum = 0.85 + 0.15 * _smoothstep((v - upper) * width_px / 5.0)
     translucent = 1.0 - 0.18 * _smoothstep(1 - (edge - v) * width_px / 3.0)
-    teeth = palette.teeth_rgb * (shade * toward_gum * translucent)[..., None]
+    teeth = _shaded(palette.teeth_rgb, shade * toward_gum * translucent)
+    if photo_teeth is not None:  # the person's own teeth, where the photo shows them (they never move)
+        own = photo_teeth.alpha[..., None]
+        teeth = teeth * (1 - own) + photo_teeth.rgb * own
     return rgb * (1 - amount[..., None]) + teeth * amount[..., None]
 
 
@@ -222,5 +270,5 @@ def _lower_teeth(rgb, u, v, lower, g: InteriorGeometry, palette: MouthPalette, w
     edge = edge + 0.01 * (1 - shade.clip(0.3, 1.0)) ** 1.5
     amount = np.clip(0.5 + (v - edge) * width_px, 0, 1) * (shade > 0.05)
     # Lower teeth stand in the shadow of the upper lip and teeth.
-    teeth = palette.teeth_rgb * (0.62 * shade)[..., None]
+    teeth = _shaded(palette.teeth_rgb, 0.74 * shade)
     return rgb * (1 - amount[..., None]) + teeth * amount[..., None]

@@ -7,11 +7,16 @@ table: they follow from the geometry (upper teeth stay with the skull, lower tee
 shape shows as much tooth as its lips uncover.
 
 Rest is the photo itself (the idle video shows it), so it has no entry: `shape_for("Rest")` is None.
+
+`mouth_target` turns a shape and the photo's lip contours into where every lip point, the corners and the
+jaw go, plus the curves the mouth interior is drawn between. The lips' inner edges are smooth curves (a
+polynomial contact line plus an opening profile), never the jittery landmarks themselves.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -23,11 +28,11 @@ class MouthShape:
     upper_share: float  # part of the gap made by raising the upper lip (0..1); the jaw makes the rest
     roundness: float  # 0 = flat, spread opening (E); 1 = round opening (O, U)
     pout: float  # lips pushed forward: they look fuller (0..1)
-    relax_smile: float  # 0..1: how much of a smiling source's raised corners to take back (rounded shapes)
+    relax_smile: float  # 0..1: how much of a smile (raised corners, lips pulled off the teeth) to take back
     lower_lip_to_teeth: bool = False  # FV: the lower lip rises to the upper teeth
     tongue: str | None = None  # "up" (L: tip behind the upper teeth), "between" (TH: tip between the teeth)
     press_w: float = 0.0  # MBP: lips pressed, each lip a little thinner (fraction of mouth width)
-    teeth_gap_w: float = 0.0  # upper to lower incisor edges at the middle (negative: they overlap); sets the jaw
+    teeth_gap_w: float = 0.0  # upper to lower incisor edge at the middle (negative: overlap); sets the jaw
 
 
 SHAPES: dict[str, MouthShape] = {
@@ -35,7 +40,7 @@ SHAPES: dict[str, MouthShape] = {
     "AI": MouthShape(width_scale=0.94, gap_w=0.40, upper_share=0.2, roundness=0.35, pout=0.0, relax_smile=0.2,
                      teeth_gap_w=0.22),
     # spread lips, teeth close: "see", "bed"
-    "E": MouthShape(width_scale=1.05, gap_w=0.17, upper_share=0.35, roundness=0.0, pout=0.0, relax_smile=0.0,
+    "E": MouthShape(width_scale=1.10, gap_w=0.17, upper_share=0.35, roundness=0.0, pout=0.0, relax_smile=0.0,
                     teeth_gap_w=0.03),
     # small round opening, lips pushed forward: "you", "food"
     "U": MouthShape(width_scale=0.68, gap_w=0.13, upper_share=0.3, roundness=1.0, pout=0.9, relax_smile=1.0,
@@ -77,9 +82,9 @@ def shape_for(viseme: str) -> MouthShape | None:
         raise ValueError(f"no mouth shape for viseme {viseme!r}; known: Rest, {', '.join(SHAPES)}") from None
 
 
-# How far the chin can drop for any shape, as a fraction of the mouth width (the mask must cover it).
 OVERBITE_W = 0.03  # upper incisors overlap the lower ones by this much when the teeth are together
 UPPER_TEETH_BELOW_CONTACT_W = 0.015  # upper incisor edges sit just below where closed lips meet
+# How far the chin can drop for any shape, as a fraction of the mouth width (the mask must cover it).
 MAX_JAW_DROP_W = max(shape.teeth_gap_w for shape in SHAPES.values()) + OVERBITE_W + 0.04
 
 
@@ -111,3 +116,151 @@ class MouthFrame:
     def to_px(self, points_uv: np.ndarray) -> np.ndarray:
         uv = np.asarray(points_uv, float) * self.width_px
         return self.center_px + uv[..., :1] * self.u_axis + uv[..., 1:2] * self.v_axis
+
+
+CONTACT_SHARE = 0.4  # closed lips meet this far down the source opening (the jaw does most of the closing)
+
+
+@dataclass(frozen=True)
+class InteriorGeometry:
+    """Curves v(u) of one mouth shape (mouth-frame units), sampled at increasing `u_knots`."""
+
+    u_knots: np.ndarray
+    upper_lip_v: np.ndarray  # inner edge of the upper lip
+    lower_lip_v: np.ndarray  # inner edge of the lower lip
+    upper_teeth_edge_v: np.ndarray  # biting edge of the upper incisors (fixed to the skull)
+    lower_teeth_edge_v: np.ndarray  # top edge of the lower incisors (moves with the jaw)
+    tongue: str | None  # None, "up" (L) or "between" (TH)
+    corners_u: tuple[float, float]  # where the inner lip edges meet
+    shade: float = 1.0  # light reaching into the mouth: lips pushed forward shade the teeth
+
+
+@dataclass(frozen=True)
+class LipContours:
+    """The four lip contours, 11 points each from the left corner to the right, in mouth-frame units."""
+
+    upper_outer: np.ndarray
+    upper_inner: np.ndarray
+    lower_inner: np.ndarray
+    lower_outer: np.ndarray
+    teeth_edge: np.polynomial.Polynomial | None = None  # upper teeth edge v(u) where the photo shows it
+
+    @property
+    def contact_v(self) -> np.ndarray:
+        """Where the lips would meet if closed, per contour index."""
+        return self.upper_inner[:, 1] + CONTACT_SHARE * (self.lower_inner[:, 1] - self.upper_inner[:, 1])
+
+    @cached_property
+    def contact_curve(self) -> np.polynomial.Polynomial:
+        """The contact line as a smooth v(u): landmarks jitter by a pixel, a drawn lip edge must not."""
+        return np.polynomial.Polynomial.fit(self.upper_inner[:, 0], self.contact_v, deg=4)
+
+    def smile_lift(self, u: np.ndarray) -> np.ndarray:
+        """How far the contact line at u sits above a neutral mouth's (corners raised by a smile)."""
+        curve = self.contact_curve
+        neutral = curve(0.0) - 0.03 * (np.asarray(u) / 0.5) ** 2
+        return np.maximum(0.0, neutral - curve(u))
+
+    def relaxed_over_teeth(self, u: np.ndarray) -> np.ndarray:
+        """A broad smile pulls the lips off long teeth; speaking, they relax and meet lower, over them."""
+        if self.teeth_edge is None:
+            return np.zeros_like(np.asarray(u, dtype=float))
+        middle = np.clip(1 - (np.asarray(u) / 0.45) ** 2, 0.0, 1.0)  # the corners stay where they are
+        return 0.5 * middle * np.maximum(0.0, self.teeth_edge(u) - self.contact_curve(u))
+
+    def upper_teeth_edge(self, u: np.ndarray) -> np.ndarray:
+        """Biting edge of the upper teeth: fixed to the skull, highest at the canines (the smile arc)."""
+        if self.teeth_edge is not None:
+            return self.teeth_edge(np.asarray(u))
+        return self.contact_curve(0.0) + UPPER_TEETH_BELOW_CONTACT_W - 0.05 * (np.asarray(u) / 0.45) ** 2
+
+
+@dataclass(frozen=True)
+class MouthTarget:
+    lips: LipContours  # where the lips go (mouth-frame units)
+    jaw_drop: float  # how far the chin goes down (mouth widths)
+    corner_shift: np.ndarray  # (2, 2) displacement of the left and right corners
+    interior: InteriorGeometry
+
+
+def _opening_profile(x: np.ndarray, roundness: float) -> np.ndarray:
+    """Opening height across the mouth (1 in the middle, 0 at the corners): a lens tapering into the corners
+    for spread shapes, an oval for round ones."""
+    power = 2.5 - 0.5 * roundness
+    taper = 1.2 - 0.6 * roundness
+    return np.clip(1 - np.abs(x) ** power, 0.0, 1.0) ** taper
+
+
+@dataclass(frozen=True)
+class LipCurves:
+    """Smooth inner-lip edges v(u') of one shape, u' in output (target) mouth-frame units."""
+
+    lips: LipContours
+    shape: MouthShape
+
+    @property
+    def corners_u(self) -> tuple[float, float]:
+        scale = self.shape.width_scale
+        return float(self.lips.upper_inner[0, 0] * scale), float(self.lips.upper_inner[-1, 0] * scale)
+
+    def contact(self, u: np.ndarray) -> np.ndarray:
+        source_u = np.asarray(u) / self.shape.width_scale
+        relaxed = self.lips.smile_lift(source_u) + self.lips.relaxed_over_teeth(source_u)
+        return self.lips.contact_curve(source_u) + self.shape.relax_smile * relaxed
+
+    def opening(self, u: np.ndarray) -> np.ndarray:
+        left, right = self.corners_u
+        # Rounded, pushed-forward lips touch near the corners: only the middle of the mouth opens.
+        half_width = (right - left) / 2 * (1 - 0.4 * self.shape.roundness * self.shape.pout)
+        x = (np.asarray(u) - (left + right) / 2) / half_width
+        return self.shape.gap_w * _opening_profile(x, self.shape.roundness)
+
+    def upper(self, u: np.ndarray) -> np.ndarray:
+        if self.shape.lower_lip_to_teeth:  # FV: the upper lip shows just the tips of the teeth
+            return self.lower(u) - self.opening(u)
+        return self.contact(u) - self.shape.upper_share * self.opening(u)
+
+    def lower(self, u: np.ndarray) -> np.ndarray:
+        if self.shape.lower_lip_to_teeth:
+            return np.maximum(self.contact(u), self.lips.upper_teeth_edge(u))
+        lower = self.contact(u) + (1 - self.shape.upper_share) * self.opening(u)
+        if self.shape.tongue == "between":  # room under the upper teeth for the tongue tip
+            lower = np.maximum(lower, self.lips.upper_teeth_edge(u) + 0.5 * self.opening(u))
+        return lower
+
+
+def mouth_target(lips: LipContours, shape: MouthShape) -> MouthTarget:
+    """Where the lips, corners and jaw go for one shape (mouth-frame units)."""
+    curves = LipCurves(lips, shape)
+    scale = np.array([shape.width_scale, 1.0])
+    upper_inner, lower_inner = lips.upper_inner * scale, lips.lower_inner * scale
+    upper_inner[:, 1] = curves.upper(upper_inner[:, 0])
+    lower_inner[:, 1] = curves.lower(lower_inner[:, 0])
+    for contour in (upper_inner, lower_inner):  # both lips meet exactly at the corners
+        contour[[0, -1], 1] = curves.contact(contour[[0, -1], 0])
+    upper_thickness = lips.upper_inner[:, 1] - lips.upper_outer[:, 1]
+    lower_thickness = lips.lower_outer[:, 1] - lips.lower_inner[:, 1]
+    upper_outer = lips.upper_outer * scale
+    upper_outer[:, 1] += (0.6 * (upper_inner[:, 1] - lips.upper_inner[:, 1])
+                          - 0.15 * shape.pout * upper_thickness + shape.press_w)
+    lower_outer = lips.lower_outer * scale
+    if shape.lower_lip_to_teeth:  # rolled in under the teeth: less of the lower lip shows
+        lower_outer[:, 1] = lower_inner[:, 1] + 0.75 * lower_thickness
+    else:
+        lower_outer[:, 1] += (0.85 * (lower_inner[:, 1] - lips.lower_inner[:, 1])
+                              + 0.15 * shape.pout * lower_thickness - shape.press_w)
+    corner_lift = upper_inner[[0, -1], 1] - lips.contact_v[[0, -1]]
+    for contour in (upper_outer, lower_outer):  # the outer corners move with the inner ones
+        contour[[0, -1], 1] = lips.upper_outer[[0, -1], 1] + corner_lift
+    target = LipContours(upper_outer, upper_inner, lower_inner, lower_outer)
+    corner_shift = upper_outer[[0, -1]] - lips.upper_outer[[0, -1]]
+    return MouthTarget(target, shape.teeth_gap_w + OVERBITE_W, corner_shift, _interior(curves))
+
+
+def _interior(curves: LipCurves) -> InteriorGeometry:
+    u = np.linspace(*curves.corners_u, 81)
+    upper_edge = curves.lips.upper_teeth_edge(u)
+    # The lower incisors ride on the jaw, below the upper ones' middle; their arch curves down to the sides.
+    lower_edge = float(curves.lips.upper_teeth_edge(0.0)) + curves.shape.teeth_gap_w + 0.03 * (u / 0.45) ** 2
+    return InteriorGeometry(u, curves.upper(u), curves.lower(u), upper_edge, lower_edge, curves.shape.tongue,
+                            curves.corners_u, shade=1 - 0.5 * curves.shape.pout)

@@ -54,20 +54,25 @@ class ThinPlateSpline:
         system[n + 1:, :n] = centers.T
         rhs = np.zeros((n + 3, 2))
         rhs[:n] = targets
-        solution = np.linalg.lstsq(system, rhs, rcond=None)[0]
+        try:
+            solution = np.linalg.solve(system, rhs)
+        except np.linalg.LinAlgError:  # repeated control points: the least-squares spline still exists
+            solution = np.linalg.lstsq(system, rhs, rcond=None)[0]
         return cls(centers, solution[:n], solution[n:], origin, scale)
 
     def __call__(self, points_px: np.ndarray) -> np.ndarray:
         """Source positions (pixels) of output positions `points_px` (..., 2)."""
         shape = points_px.shape
         p = (points_px.reshape(-1, 2) - self.origin_px) / self.scale_px
-        d2 = ((p[:, None, :] - self.centers[None, :, :]) ** 2).sum(-1)
+        # |p - c|^2 = |p|^2 + |c|^2 - 2 p.c, as one matrix product (fast for many points).
+        d2 = (p * p).sum(1)[:, None] + (self.centers * self.centers).sum(1)[None, :] - 2 * p @ self.centers.T
+        d2 = np.maximum(d2, 0.0)
         mapped = _kernel(d2) @ self.weights + self.affine[0] + p @ self.affine[1:]
         return (mapped * self.scale_px + self.origin_px).reshape(shape)
 
 
 def backward_map(spline: ThinPlateSpline, box: tuple[int, int, int, int], weight: np.ndarray,
-                 step_px: int = 3) -> tuple[np.ndarray, np.ndarray]:
+                 step_px: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """cv2.remap maps (float32) for the pixels of `box` (x, y, w, h): source = p + weight * (spline(p) - p).
 
     The spline is evaluated on a coarse grid and interpolated: it is smooth, so this loses nothing visible

@@ -13,6 +13,7 @@ import logging
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
+from photoavatar.live import ice
 from photoavatar.live.audio import PacedAudioTrack, Playout
 from photoavatar.live.messages import PROSODY_LABEL, VISEME_LABEL
 
@@ -47,8 +48,11 @@ class WebRtcTransport:
     kind = "webrtc"
     anchor = "rtp"
 
-    def __init__(self, ice_servers: list[str] | None = None):
+    def __init__(self, ice_servers: list[str] | None = None, *, loopback_only: bool = False):
         self.playout = Playout()
+        self._loopback_only = loopback_only
+        if loopback_only:
+            ice.restrict_to_loopback(True)
         self.track = PacedAudioTrack(self.playout)
         self._configuration = ice_configuration(ice_servers or [])
         self._pc: RTCPeerConnection | None = None
@@ -77,6 +81,8 @@ class WebRtcTransport:
             raise SignallingError("this session is closed: start a new session")
         if "m=audio" not in offer_sdp:
             raise SignallingError("the offer has no audio section: add a recvonly audio transceiver before createOffer")
+        if self._loopback_only:
+            offer_sdp = ice.loopback_candidates_only(offer_sdp)
         pc = RTCPeerConnection(self._configuration)
         self._pc = pc
         pc.on("datachannel", self._on_datachannel)

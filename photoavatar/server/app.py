@@ -53,9 +53,15 @@ class StopRequest(BaseModel):
 
 def engine_speech_source(engine_name: str) -> tuple[SpeechSource, object]:
     """The speech stage as sessions use it: text -> segments (audio + visemes + prosody), plus the engine."""
+    from photoavatar.settings import setting
     from photoavatar.speech.voices import make_engine
 
-    engine = make_engine(engine_name)
+    options = {}
+    if engine_name == "piper" and setting("PIPER_THREADS") is None:
+        # Sessions synthesise side by side: one onnxruntime thread each keeps the event loop's core free
+        # (spinning intra-op threads starve the audio pacing; measured in bench/live_sessions.py).
+        options["threads"] = 1
+    engine = make_engine(engine_name, **options)
 
     def speak(text: str, voice_id: str | None):
         from photoavatar.speech.pipeline import stream_speech
@@ -98,7 +104,8 @@ class _ServerState:
             speech, engine = engine_speech_source(settings.engine)
             voices = voices if voices is not None else engine.voices()
         self.voices = voices or []
-        self.executor = ThreadPoolExecutor(max_workers=settings.tts_threads, thread_name_prefix="tts")
+        self.executor = ThreadPoolExecutor(max_workers=settings.tts_threads, thread_name_prefix="tts",
+                                           initializer=_yield_cpu_to_audio)
         self.sessions = SessionRegistry(speech, self.executor, settings.max_sessions, settings.session_ttl_s,
                                         settings.connect_timeout_s)
         self.tokens = SessionTokens(settings.session_secret)
@@ -112,7 +119,19 @@ class _ServerState:
             from photoavatar.live.livekit import LiveKitTransport
 
             return LiveKitTransport.from_settings(self.settings, room=session_hint)
-        return WebRtcTransport(self.settings.ice_servers)
+        return WebRtcTransport(self.settings.ice_servers, loopback_only=self.settings.ice_loopback)
+
+
+def _yield_cpu_to_audio() -> None:
+    """Run this TTS thread at a lower priority: on a busy CPU the 20 ms audio pacing must win, not synthesis.
+
+    Linux gives each thread its own nice value (by native thread id); elsewhere this is a no-op.
+    """
+    import os
+    import threading
+
+    with contextlib.suppress(AttributeError, OSError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 def _http(status: int, detail: str, headers: dict | None = None) -> HTTPException:
@@ -316,7 +335,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, avatars: Path | str = "avat
     """Run the server until interrupted (the `photoavatar serve` command)."""
     import uvicorn
 
-    settings = ServerSettings.from_settings(avatars)
+    settings = ServerSettings.from_settings(avatars, host=host)
     app = create_app(settings)
     print(f"photoavatar live server: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(app, host=host, port=port, log_level="info")

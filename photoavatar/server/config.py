@@ -18,6 +18,17 @@ def _int(name: str, default: int) -> int:
         raise ValueError(f"setting {name} must be a whole number, got {raw!r}") from None
 
 
+def _flag(name: str, default: bool) -> bool:
+    raw = setting(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"setting {name} must be 1 or 0, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     avatars_dir: Path = Path("avatars")
@@ -30,14 +41,17 @@ class ServerSettings:
     max_text_chars: int = 5000  # PHOTOAVATAR_MAX_TEXT_CHARS
     requests_per_minute: int = 60  # PHOTOAVATAR_REQUESTS_PER_MINUTE: /speak + /stop per session
     sessions_per_minute: int = 30  # PHOTOAVATAR_SESSIONS_PER_MINUTE: /session-live per client address
-    tts_threads: int = 4  # PHOTOAVATAR_TTS_THREADS: utterances synthesised at once
+    tts_threads: int = 2  # PHOTOAVATAR_TTS_THREADS: utterances synthesised at once
     ice_servers: list[str] = field(default_factory=list)  # PHOTOAVATAR_ICE_SERVERS: comma-separated URLs
+    # PHOTOAVATAR_ICE_LOOPBACK (1/0): keep media on 127.0.0.1; default: on when the server listens on loopback
+    ice_loopback: bool = True
     livekit_url: str | None = None  # LIVEKIT_URL (+ LIVEKIT_API_KEY, LIVEKIT_API_SECRET): use LiveKit
     livekit_api_key: str | None = None
     livekit_api_secret: str | None = None
 
     @classmethod
-    def from_settings(cls, avatars_dir: Path | str | None = None) -> ServerSettings:
+    def from_settings(cls, avatars_dir: Path | str | None = None, host: str = "127.0.0.1") -> ServerSettings:
+        from photoavatar.live.ice import is_loopback_host
         from photoavatar.speech.text import MAX_TEXT_CHARS
 
         ice = setting("PHOTOAVATAR_ICE_SERVERS") or ""
@@ -52,8 +66,9 @@ class ServerSettings:
             max_text_chars=_int("PHOTOAVATAR_MAX_TEXT_CHARS", MAX_TEXT_CHARS),
             requests_per_minute=_int("PHOTOAVATAR_REQUESTS_PER_MINUTE", 60),
             sessions_per_minute=_int("PHOTOAVATAR_SESSIONS_PER_MINUTE", 30),
-            tts_threads=_int("PHOTOAVATAR_TTS_THREADS", 4),
+            tts_threads=_int("PHOTOAVATAR_TTS_THREADS", 2),
             ice_servers=[url.strip() for url in ice.split(",") if url.strip()],
+            ice_loopback=_flag("PHOTOAVATAR_ICE_LOOPBACK", is_loopback_host(host)),
             livekit_url=setting("LIVEKIT_URL"),
             livekit_api_key=setting("LIVEKIT_API_KEY"),
             livekit_api_secret=setting("LIVEKIT_API_SECRET"),

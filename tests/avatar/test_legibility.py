@@ -10,33 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image
+from mouth_portraits import compose, working_crop
 
-from photoavatar.avatar.landmarks import Face, detect_faces, mouth_metrics
+from photoavatar.avatar.landmarks import detect_faces, mouth_metrics
 from photoavatar.avatar.mouth import synthesize_mouths
 from photoavatar.visemes import VISEMES
 
 PORTRAITS = ("obama.jpg", "biden.jpg", "grace_hopper.jpg", "obama_partial_face.jpg")
-WORKING_SIZE_PX = 512
-
-
-def working_crop(path) -> tuple[np.ndarray, Face]:
-    """The crop the pipeline works on: a square about twice the face, scaled to 512 px on its long side."""
-    photo = np.asarray(Image.open(path).convert("RGB"))
-    face = detect_faces(photo)[0]
-    x, y, w, h = face.box
-    center_x, center_y, side = x + w / 2, y + h / 2, 2 * max(w, h)
-    x0, y0 = int(max(0, center_x - side / 2)), int(max(0, center_y - side / 2))
-    x1, y1 = int(min(photo.shape[1], center_x + side / 2)), int(min(photo.shape[0], center_y + side / 2))
-    scale = WORKING_SIZE_PX / max(x1 - x0, y1 - y0)
-    size = (round((x1 - x0) * scale), round((y1 - y0) * scale))
-    crop = np.asarray(Image.fromarray(photo[y0:y1, x0:x1]).resize(size, Image.LANCZOS))
-    return crop, face.transformed(scale, (-x0 * scale, -y0 * scale))
-
-
-def compose(image: np.ndarray, frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    blended = image.astype(np.float32) * (1 - mask[..., None]) + frame.astype(np.float32) * mask[..., None]
-    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -62,28 +42,33 @@ def _width_ratio(metrics, viseme):
 
 @pytest.mark.parametrize("name", PORTRAITS)
 def test_lips_close_for_mbp(measured, name):
-    assert measured[name]["metrics"]["MBP"].aperture <= 0.05
+    aperture = measured[name]["metrics"]["MBP"].aperture
+    assert aperture <= 0.05
 
 
 @pytest.mark.parametrize("name", PORTRAITS)
 def test_jaw_opens_for_ai(measured, name):
-    assert measured[name]["metrics"]["AI"].aperture >= 0.25
+    aperture = measured[name]["metrics"]["AI"].aperture
+    assert aperture >= 0.25
 
 
 @pytest.mark.parametrize("name", PORTRAITS)
 @pytest.mark.parametrize("viseme", ["O", "U", "WQ"])
 def test_rounded_shapes_are_narrower_than_rest(measured, name, viseme):
-    assert _width_ratio(measured[name]["metrics"], viseme) < 1.0
+    ratio = _width_ratio(measured[name]["metrics"], viseme)
+    assert ratio < 1.0
 
 
 @pytest.mark.parametrize("name", PORTRAITS)
 def test_e_is_at_least_as_wide_as_rest(measured, name):
-    assert _width_ratio(measured[name]["metrics"], "E") >= 1.0
+    ratio = _width_ratio(measured[name]["metrics"], "E")
+    assert ratio >= 1.0
 
 
 @pytest.mark.parametrize("name", PORTRAITS)
 def test_fv_is_nearly_closed(measured, name):
-    assert measured[name]["metrics"]["FV"].aperture <= 0.08
+    aperture = measured[name]["metrics"]["FV"].aperture
+    assert aperture <= 0.08
 
 
 @pytest.mark.parametrize("name", PORTRAITS)
@@ -100,7 +85,8 @@ def test_table_of_measurements(measured):
     lines = ["aperture / width vs Rest, measured by the detector on the composed frames", header]
     for name, result in measured.items():
         metrics = result["metrics"]
-        cells = "".join(f"{metrics[v].aperture:5.2f}/{_width_ratio(metrics, v):4.2f}".rjust(11) for v in VISEMES)
+        cells = "".join(f"{metrics[v].aperture:5.2f}/{_width_ratio(metrics, v):4.2f}".rjust(11)
+                        for v in VISEMES)
         lines.append(name.ljust(24) + cells)
     print("\n" + "\n".join(lines))
     assert len(lines) == 2 + len(PORTRAITS)

@@ -2,8 +2,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photoavatar.avatar.landmarks import (CHIN, EYE_IMAGE_LEFT, EYE_IMAGE_RIGHT, LIPS_OUTER, MOUTH_CORNERS,
-                                          detect_faces)
+from photoavatar.avatar.landmarks import (
+    CHIN,
+    EYE_IMAGE_LEFT,
+    EYE_IMAGE_RIGHT,
+    LIPS_OUTER,
+    MOUTH_CORNERS,
+    detect_faces,
+)
 from photoavatar.avatar.mask import FULL_MASK, FULL_MASK_DEPTH_PX, mouth_mask, ramp_width_px
 from photoavatar.avatar.mouth_shapes import MAX_JAW_DROP_W, MouthFrame
 

@@ -14,7 +14,9 @@ import pytest
 WEB = Path(__file__).resolve().parents[2] / "photoavatar" / "web"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                 "--autoplay-policy=no-user-gesture-required", "--disable-dev-shm-usage"]
+                 "--autoplay-policy=no-user-gesture-required", "--disable-dev-shm-usage",
+                 # WebRTC media stays on 127.0.0.1 (the server's loopback ICE mode): no LAN address, no mDNS
+                 "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns"]
 
 
 class _FoldersHandler(SimpleHTTPRequestHandler):
