@@ -29,6 +29,11 @@ async function errorDetail(response) {
 }
 
 /** fetch + JSON with the server's {"detail"} as the error message. */
+/** The Bearer for /speak, /stop and signalling: `session_token` (LiveKit's `token` is for the room only). */
+export function sessionToken(session) {
+  return session.session_token ?? session.token;
+}
+
 export async function callApi(base, path, { method = "GET", body, token } = {}) {
   const headers = {};
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -70,11 +75,11 @@ export async function createSession(base, avatarId, voiceId) {
 }
 
 export function speak(base, session, text, bargeIn) {
-  return callApi(base, "/speak", { method: "POST", token: session.token, body: { session_id: session.session_id, text, barge_in: bargeIn } });
+  return callApi(base, "/speak", { method: "POST", token: sessionToken(session), body: { session_id: session.session_id, text, barge_in: bargeIn } });
 }
 
 export function stop(base, session) {
-  return callApi(base, "/stop", { method: "POST", token: session.token, body: { session_id: session.session_id } });
+  return callApi(base, "/stop", { method: "POST", token: sessionToken(session), body: { session_id: session.session_id } });
 }
 
 const finite = (x) => typeof x === "number" && Number.isFinite(x);
@@ -149,7 +154,7 @@ export async function connectWebRtc(session, { onMessage, iceServers = [] }) {
     await waitForIceGathering(pc);
     const response = await fetch(session.url, {
       method: "POST",
-      headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${session.token}` },
+      headers: { "Content-Type": "application/sdp", Authorization: `Bearer ${sessionToken(session)}` },
       body: pc.localDescription.sdp,
     });
     if (!response.ok) throw new ApiError(response.status, await errorDetail(response));
