@@ -5,6 +5,8 @@ import pytest
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# WebRTC in tests stays on 127.0.0.1: no packet to a LAN address, no multicast DNS (photoavatar/live/ice.py)
+os.environ["PHOTOAVATAR_ICE_LOOPBACK"] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
 FACES = REPO.parent / "shared" / "testdata" / "faces"

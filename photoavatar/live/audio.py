@@ -23,6 +23,7 @@ FRAME_S = FRAME_SAMPLES / SAMPLE_RATE_HZ
 RTP_MODULO = 2**32
 _TIME_BASE = fractions.Fraction(1, SAMPLE_RATE_HZ)
 _SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
+LATE_AFTER_S = 2 * FRAME_S  # a frame this late would drain a minimal receiver jitter buffer (audible)
 
 
 class Resampler48k:
@@ -175,7 +176,7 @@ class PacedAudioTrack(MediaStreamTrack):
         self._frames_sent = 0
         self._sender = None
         self._rtp_origin: int | None = None
-        self.late_frames = 0  # frames produced more than one frame period after they were due
+        self.late_frames = 0  # frames produced more than LATE_AFTER_S after they were due
         self.max_lateness_s = 0.0
 
     def attach_sender(self, sender) -> None:
@@ -214,7 +215,7 @@ class PacedAudioTrack(MediaStreamTrack):
             return
         lateness = now - due
         self.max_lateness_s = max(self.max_lateness_s, lateness)
-        if lateness > FRAME_S:
+        if lateness > LATE_AFTER_S:
             self.late_frames += 1
 
     def _learn_rtp_origin(self) -> None:

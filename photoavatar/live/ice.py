@@ -1,9 +1,10 @@
-"""Keep WebRTC media on loopback when the server serves this machine only.
+"""Loopback ICE mode: keep WebRTC media on 127.0.0.1 (PHOTOAVATAR_ICE_LOOPBACK=1).
 
 aiortc (through aioice) never offers a 127.0.0.1 candidate, and a browser hides its own addresses behind
-mDNS names, so two peers on one machine would otherwise meet on a LAN address or through multicast DNS.
-A server bound to loopback keeps its media there too: it gathers only 127.0.0.1 and ignores a client's
-candidates that are not loopback. Browsers then need `--allow-loopback-in-peer-connection` (Chromium).
+mDNS names, so two peers on one machine normally meet on a LAN address or through multicast DNS. In
+loopback mode the process gathers only 127.0.0.1 and ignores a client's candidates that are not loopback,
+so no packet leaves loopback: what the tests and benchmarks need. Browsers ignore loopback candidates
+unless told (Chromium: `--allow-loopback-in-peer-connection`), so the mode is off by default.
 """
 
 from __future__ import annotations
@@ -46,12 +47,3 @@ def _is_remote_candidate(line: str) -> bool:
         return not ipaddress.ip_address(fields[4]).is_loopback
     except ValueError:  # an mDNS name such as 1f2e....local
         return True
-
-
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

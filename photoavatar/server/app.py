@@ -335,7 +335,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, avatars: Path | str = "avat
     """Run the server until interrupted (the `photoavatar serve` command)."""
     import uvicorn
 
-    settings = ServerSettings.from_settings(avatars, host=host)
+    settings = ServerSettings.from_settings(avatars)
     app = create_app(settings)
     print(f"photoavatar live server: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     uvicorn.run(app, host=host, port=port, log_level="info")

@@ -43,15 +43,15 @@ class ServerSettings:
     sessions_per_minute: int = 30  # PHOTOAVATAR_SESSIONS_PER_MINUTE: /session-live per client address
     tts_threads: int = 2  # PHOTOAVATAR_TTS_THREADS: utterances synthesised at once
     ice_servers: list[str] = field(default_factory=list)  # PHOTOAVATAR_ICE_SERVERS: comma-separated URLs
-    # PHOTOAVATAR_ICE_LOOPBACK (1/0): keep media on 127.0.0.1; default: on when the server listens on loopback
-    ice_loopback: bool = True
+    # PHOTOAVATAR_ICE_LOOPBACK=1: keep media on 127.0.0.1 (tests, and browsers started with
+    # --allow-loopback-in-peer-connection); off by default, because browsers ignore loopback candidates
+    ice_loopback: bool = False
     livekit_url: str | None = None  # LIVEKIT_URL (+ LIVEKIT_API_KEY, LIVEKIT_API_SECRET): use LiveKit
     livekit_api_key: str | None = None
     livekit_api_secret: str | None = None
 
     @classmethod
-    def from_settings(cls, avatars_dir: Path | str | None = None, host: str = "127.0.0.1") -> ServerSettings:
-        from photoavatar.live.ice import is_loopback_host
+    def from_settings(cls, avatars_dir: Path | str | None = None) -> ServerSettings:
         from photoavatar.speech.text import MAX_TEXT_CHARS
 
         ice = setting("PHOTOAVATAR_ICE_SERVERS") or ""
@@ -68,7 +68,7 @@ class ServerSettings:
             sessions_per_minute=_int("PHOTOAVATAR_SESSIONS_PER_MINUTE", 30),
             tts_threads=_int("PHOTOAVATAR_TTS_THREADS", 2),
             ice_servers=[url.strip() for url in ice.split(",") if url.strip()],
-            ice_loopback=_flag("PHOTOAVATAR_ICE_LOOPBACK", is_loopback_host(host)),
+            ice_loopback=_flag("PHOTOAVATAR_ICE_LOOPBACK", False),
             livekit_url=setting("LIVEKIT_URL"),
             livekit_api_key=setting("LIVEKIT_API_KEY"),
             livekit_api_secret=setting("LIVEKIT_API_SECRET"),

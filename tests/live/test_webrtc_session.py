@@ -1,6 +1,6 @@
 """A real aiortc client peer against the real server, on loopback.
 
-The server's loopback ICE mode (photoavatar/live/ice.py, on by default in ServerSettings) makes both peers
+The server's loopback ICE mode (photoavatar/live/ice.py) makes both peers
 gather 127.0.0.1 only; the HTTP side runs in-process (httpx ASGITransport) on the same event loop as both peers.
 """
 
@@ -33,7 +33,8 @@ async def live_server(tmp_path, speech, **overrides):
     bundle.mkdir(parents=True)
     (bundle / "avatar.json").write_text(json.dumps({"format_version": 1}))
     source, voices = speech
-    app = create_app(ServerSettings(avatars_dir=tmp_path / "avatars", **overrides), speech=source, voices=voices)
+    app = create_app(ServerSettings(avatars_dir=tmp_path / "avatars", ice_loopback=True, **overrides),
+                     speech=source, voices=voices)
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as http:
             http.app = app  # tests read the server's own clock through it

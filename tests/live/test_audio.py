@@ -1,0 +1,91 @@
+"""Playout (what sample goes out when), the 48 kHz resampler, the paced track and session tokens."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from photoavatar.live.audio import FRAME_SAMPLES, PacedAudioTrack, Playout, Resampler48k
+from photoavatar.live.tokens import SessionTokens, TokenError
+
+
+def ramp(n: int, start: int = 1) -> np.ndarray:
+    return (np.arange(n) % 30000 + start).astype(np.int16)  # never zero, so silence is unmistakable
+
+
+def test_playout_sends_an_utterance_whole_and_in_order_then_silence():
+    playout, started, drained = Playout(), [], []
+    assert not playout.next_frame().any()
+    playout.start("u1", started.append, lambda: drained.append("u1"))
+    audio = ramp(2500)
+    playout.feed("u1", audio[:1000])
+    playout.feed("u1", audio[1000:])
+    playout.close_input("u1")
+    sent = np.concatenate([playout.next_frame() for _ in range(3)])
+    assert started == [FRAME_SAMPLES]  # the first frame (index 0) went out as silence before it started
+    assert np.array_equal(sent[:2500], audio) and not sent[2500:].any()
+    assert drained == ["u1"] and playout.current_utterance is None and playout.underrun_frames == 0
+    assert playout.position_samples == 4 * FRAME_SAMPLES
+
+
+def test_a_cut_silences_the_very_next_frame_and_ignores_late_audio():
+    playout = Playout()
+    cuts = []
+    playout.on_cut.append(lambda: cuts.append(True))
+    playout.start("u1", lambda _: None, lambda: None)
+    playout.feed("u1", ramp(10 * FRAME_SAMPLES))
+    assert playout.next_frame().all()
+    assert playout.cut() == "u1" and cuts == [True]
+    playout.feed("u1", ramp(FRAME_SAMPLES))  # the TTS thread's last chunk, arriving after the cut
+    assert not playout.next_frame().any()
+
+
+def test_an_engine_late_mid_utterance_counts_as_underrun():
+    playout = Playout()
+    playout.start("u1", lambda _: None, lambda: None)
+    playout.feed("u1", ramp(FRAME_SAMPLES + 100))
+    playout.next_frame()
+    partial = playout.next_frame()
+    assert partial[:100].all() and not partial[100:].any() and playout.underrun_frames == 1
+
+
+def test_resampling_to_48k_keeps_pitch_and_joins_chunks_seamlessly():
+    rate = 22050
+    tone = (8000 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.int16)
+    whole = Resampler48k(rate)
+    one_go = np.concatenate([whole.push(tone), whole.flush()])
+    chunked_resampler = Resampler48k(rate)
+    chunked = np.concatenate([chunked_resampler.push(c) for c in np.array_split(tone, 7)] + [chunked_resampler.flush()])
+    assert abs(len(one_go) - 48000) <= 64 and np.array_equal(one_go, chunked)
+    spectrum = np.abs(np.fft.rfft(one_go[2000:2000 + 32768]))
+    assert abs(np.argmax(spectrum) * 48000 / 32768 - 440) < 3
+
+
+def test_resampler_refuses_a_nonsense_rate():
+    with pytest.raises(ValueError, match="positive"):
+        Resampler48k(0)
+
+
+async def test_the_track_paces_frames_in_real_time_with_consecutive_pts():
+    track = PacedAudioTrack(Playout())
+    started = time.monotonic()
+    frames = [await track.recv() for _ in range(11)]
+    assert time.monotonic() - started >= 10 * 0.02 - 0.005  # never faster than real time
+    assert [f.pts for f in frames] == [i * FRAME_SAMPLES for i in range(11)]
+    assert {f.sample_rate for f in frames} == {48000} and {f.samples for f in frames} == {FRAME_SAMPLES}
+    assert track.rtp_timestamp_at(5000) == 5000  # no RTP sender: stream time is the clock
+    track.stop()
+
+
+def test_session_tokens_name_their_session_and_expire():
+    tokens = SessionTokens("server secret")
+    token = tokens.mint("s_1", time.time() + 60)
+    assert tokens.session_of(token) == "s_1"
+    with pytest.raises(TokenError, match="expired"):
+        tokens.session_of(tokens.mint("s_1", time.time() - 1))
+    with pytest.raises(TokenError, match="not valid"):
+        SessionTokens("another secret").session_of(token)
+    with pytest.raises(TokenError, match="not valid"):
+        tokens.session_of(token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB"))
