@@ -12,7 +12,7 @@ from pathlib import Path
 from photoavatar.avatar.atlas import pack_sprites
 from photoavatar.avatar.bundle import AvatarBundle, BundleContents, check_out_folder, write_bundle
 from photoavatar.avatar.crop import Crop, check_size, crop_head_and_shoulders, roi_in_crop
-from photoavatar.avatar.faces import choose_face
+from photoavatar.avatar.faces import choose_face, find_faces
 from photoavatar.avatar.idle import IdleLoop, make_idle_loop
 from photoavatar.avatar.photo import Photo, load_photo
 from photoavatar.avatar.video import encode_mp4
@@ -64,16 +64,14 @@ def _viseme_names(visemes: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _find_and_crop(loaded: Photo, face_index: int | None, size: int) -> Crop:
-    from photoavatar.avatar.landmarks import detect_faces
-
-    face = choose_face(detect_faces(loaded.image_rgb), face_index, photo_scale=loaded.scale)
+    face = choose_face(find_faces(loaded.image_rgb), face_index, photo_scale=loaded.scale)
     return crop_head_and_shoulders(loaded.image_rgb, face, size)
 
 
 def _encode(loop: IdleLoop) -> bytes:
     with tempfile.TemporaryDirectory(prefix="photoavatar-") as folder:
         path = Path(folder) / "idle.mp4"
-        encode_mp4(loop.frames, path, loop.fps)
+        encode_mp4(loop.frames, path, loop.fps, loop=True)
         return path.read_bytes()
 
 
@@ -127,7 +125,12 @@ class _LogReporter(_CallbackReporter):
     """Plain log lines when stderr is not a terminal (CI, pipes, the server's job log)."""
 
     def __init__(self):
-        super().__init__(lambda stage, index, total: log.info("avatarize: %s (%d/%d)", stage, min(index + 1, total), total))
+        super().__init__(self._line)
+
+    @staticmethod
+    def _line(stage: str, index: int, total: int) -> None:
+        if stage != "done":
+            log.info("avatarize: %s (%d/%d)", stage, index + 1, total)
 
 
 class _RichReporter:

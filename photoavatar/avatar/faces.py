@@ -4,11 +4,55 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 from photoavatar.avatar.errors import AvatarError
-from photoavatar.avatar.landmarks import Face, yaw_ratio
+from photoavatar.avatar.landmarks import Face, detect_faces, yaw_ratio
 
 MIN_FACE_WIDTH_PX = 120  # in photo pixels: below this the mouth is too few pixels to reshape convincingly
 MAX_YAW_RATIO = 0.45  # nose this far toward a cheek (about 25-30 degrees): the far lip corner is hidden
+
+
+TILE_GRIDS = (2, 3)  # when the whole picture shows no face, look again in 2x2 then 3x3 overlapping tiles
+
+
+def find_faces(image_rgb: np.ndarray) -> list[Face]:
+    """Faces left to right. MediaPipe's detector only sees faces that fill a good part of its input, so a
+    small face in a big photo (a group, a wide shot) is looked for again in overlapping tiles."""
+    faces = detect_faces(image_rgb)
+    for grid in TILE_GRIDS:
+        if faces:
+            break
+        faces = _deduplicated([face for tile in _tiles(image_rgb.shape, grid) for face in _detect_in(image_rgb, tile)])
+    return sorted(faces, key=lambda face: face.box[0])
+
+
+def _tiles(shape, grid: int) -> list[tuple[int, int, int, int]]:
+    """x, y, w, h of grid x grid tiles overlapping by half a tile."""
+    height, width = shape[:2]
+    tile_w, tile_h = int(2 * width / (grid + 1)), int(2 * height / (grid + 1))
+    return [(int(i * tile_w / 2), int(j * tile_h / 2), tile_w, tile_h) for j in range(grid) for i in range(grid)]
+
+
+def _detect_in(image_rgb: np.ndarray, tile: tuple[int, int, int, int]) -> list[Face]:
+    x, y, w, h = tile
+    return [face.transformed(1.0, (x, y)) for face in detect_faces(image_rgb[y:y + h, x:x + w])]
+
+
+def _deduplicated(faces: list[Face]) -> list[Face]:
+    """One face per person: tiles overlap, so the same face can be found twice (keep the larger view)."""
+    kept: list[Face] = []
+    for face in sorted(faces, key=lambda f: -f.width_px):
+        if all(_overlap(face.box, other.box) < 0.3 for other in kept):
+            kept.append(face)
+    return kept
+
+
+def _overlap(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    inter = max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
+    return inter / min(aw * ah, bw * bh) if inter else 0.0
 
 
 def choose_face(faces: Sequence[Face], face_index: int | None, *, photo_scale: float = 1.0) -> Face:

@@ -25,9 +25,10 @@ SWAY_PX = (0.9, 0.3)  # amplitudes of the 1st and 2nd harmonic of the sideways s
 BREATH_RISE_PX = 0.6  # the head rises this much at the top of a breath (two breaths per loop)
 BREATH_SCALE = 0.003  # and grows by this fraction about the pivot
 BLINK_START_S = 2.08
-BLINK_CLOSE_S, BLINK_HOLD_S, BLINK_OPEN_S = 0.12, 0.04, 0.20
+BLINK_CLOSE_S, BLINK_HOLD_S, BLINK_OPEN_S = 0.16, 0.04, 0.20  # closed (94 %) after 120 ms, then it lands
 LID_CLOSURE = 0.97  # the lid stops just short of the lower lid's landmarks (they sit on the lash line)
-BORDER_FADE = 0.08  # motion fades to zero over this fraction of the long side at the image border
+LOCK_MARGIN_PX, LOCK_FADE_PX = 6, 24  # around the locked box: full motion, then easing to the head's weight
+BORDER_STILL, BORDER_FADE = 0.03, 0.07  # fractions of the long side: a still band at the border, then a fade
 
 # Eye outlines, corner to corner (MediaPipe FACEMESH_RIGHT_EYE / LEFT_EYE).
 EYES = (
@@ -59,11 +60,15 @@ def head_motion(t_s: float, loop_s: float = LOOP_S) -> tuple[float, float, float
 
 def blink_closure(t_s: float) -> float:
     """0 = open, 1 = closed: close in BLINK_CLOSE_S, hold, reopen more slowly (as people do)."""
+    return float(_blink_closure(t_s))
+
+
+def _blink_closure(t_s: float) -> float:
     u = t_s - BLINK_START_S
     if u <= 0 or u >= BLINK_CLOSE_S + BLINK_HOLD_S + BLINK_OPEN_S:
         return 0.0
     if u < BLINK_CLOSE_S:
-        return _smoothstep(u / BLINK_CLOSE_S)
+        return 1.0 - (1.0 - u / BLINK_CLOSE_S) ** 2  # the lid starts fast and lands softly
     if u <= BLINK_CLOSE_S + BLINK_HOLD_S:
         return 1.0
     return 1.0 - _smoothstep((u - BLINK_CLOSE_S - BLINK_HOLD_S) / BLINK_OPEN_S)
@@ -102,12 +107,15 @@ def motion_weight(shape: tuple[int, int], face: Face, locked_box: tuple[int, int
     cx, cy = fx + fw / 2, fy + fh * 0.55
     radius = np.sqrt(((xs - cx) / (0.68 * fw)) ** 2 + ((ys - cy) / (0.72 * fh)) ** 2)
     head = 1 - _smoothstep((radius - 1.0) / 0.9)
-    bx, by, bw, bh = locked_box
-    margin = 6
-    inside_box = (xs >= bx - margin) & (xs < bx + bw + margin) & (ys >= by - margin) & (ys < by + bh + margin)
-    weight = np.maximum(head, inside_box.astype(np.float32))
     border = np.minimum.reduce([xs + 0.5, width - 0.5 - xs, ys + 0.5, height - 0.5 - ys])
-    weight *= _smoothstep(border / (BORDER_FADE * max(height, width)))
+    long_side = max(height, width)
+    head *= _smoothstep((border - BORDER_STILL * long_side) / (BORDER_FADE * long_side))
+    # The locked box moves fully even near the image border (a face at the edge), easing off outside it.
+    bx, by, bw, bh = locked_box
+    outside_x = np.maximum(np.maximum(bx - xs, xs - (bx + bw - 1)), 0)
+    outside_y = np.maximum(np.maximum(by - ys, ys - (by + bh - 1)), 0)
+    box = 1 - _smoothstep((np.hypot(outside_x, outside_y) - LOCK_MARGIN_PX) / LOCK_FADE_PX)
+    weight = np.maximum(head, box)
     return weight.astype(np.float32)
 
 

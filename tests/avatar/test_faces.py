@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from photoavatar.avatar.errors import AvatarError
-from photoavatar.avatar.faces import MIN_FACE_WIDTH_PX, choose_face
+from photoavatar.avatar.faces import MIN_FACE_WIDTH_PX, choose_face, find_faces
 from photoavatar.avatar.landmarks import Face, detect_faces, yaw_ratio
 
 
@@ -79,3 +79,15 @@ def test_face_turned_too_far_is_refused(faces_dir):
     assert abs(yaw_ratio(far)) > 0.45
     with pytest.raises(AvatarError, match="turned too far"):
         choose_face([far], None)
+
+
+def test_a_face_small_in_a_wide_picture_is_found_in_tiles(faces_dir):
+    portrait = Image.open(faces_dir / "grace_hopper.jpg").convert("RGB")
+    wide = Image.new("RGB", (2600, 1800), (70, 90, 120))
+    wide.paste(portrait, (1700, 1100))
+    image = np.asarray(wide)
+    found = find_faces(image)
+    assert len(found) == 1
+    direct = detect_faces(np.asarray(portrait))[0]
+    assert np.median(np.linalg.norm(found[0].points_px - (direct.points_px + (1700, 1100)), axis=1)) < 3
+    assert find_faces(np.full((900, 1600, 3), 128, np.uint8)) == []
