@@ -18,7 +18,7 @@ import numpy as np
 
 from photoavatar.animate.mixer import MixerConfig, MixerFrame, VisemeMixer
 from photoavatar.avatar.bundle import load_bundle
-from photoavatar.avatar.compose import compose_frame, load_assets
+from photoavatar.avatar.compose import compose_frame, jaw_weights, load_assets
 from photoavatar.avatar.video import read_mp4
 from photoavatar.speech.types import ProsodyFrame, SpeechSegment, VisemeEvent
 
@@ -112,7 +112,8 @@ def write_talk_video(bundle, spoken: SpokenText, out: Path) -> None:
             for index, mixed in enumerate(mixer_frames(spoken, fps)):
                 frame_index = index % len(idle)
                 nod_px = mixed.nod * NOD_MAX_PX
-                picture = compose_frame(idle[frame_index], assets, frame_index, mixed.weights, nod_px=nod_px)
+                weights = jaw_weights(mixed.weights, mixed.loudness)
+                picture = compose_frame(idle[frame_index], assets, frame_index, weights, nod_px=nod_px)
                 container.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
             container.mux(video.encode())
             _encode_audio(container, audio, spoken)

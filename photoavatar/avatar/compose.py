@@ -16,6 +16,10 @@ from PIL import Image
 from photoavatar.avatar.bundle import AvatarBundle
 from photoavatar.avatar.errors import AvatarError
 
+# Loudness rule, as web/compose.js: quiet speech opens the jaw a little less. An open viseme keeps its weight
+# at full loudness and gives up to QUIET_JAW_CLOSE * openness of it to Rest at silence (the blend stays convex).
+QUIET_JAW_CLOSE = 0.2
+JAW_OPENNESS = {"AI": 1.0, "O": 0.8, "E": 0.5, "U": 0.4, "CH": 0.3, "TH": 0.3, "L": 0.3, "R": 0.3, "WQ": 0.3}
 MIN_SPRITE_WEIGHT = 1e-3  # as web/compose.js: lighter sprites change no pixel by more than 0.25 levels
 WARP_MARGIN_PX = 4  # the transformed sprite moves at most a few pixels; warp only this much around it
 
@@ -41,6 +45,21 @@ def load_assets(bundle: AvatarBundle) -> BundleAssets:
     placement = (int(layout["placement"]["x"]), int(layout["placement"]["y"]))
     track = tuple((float(dx), float(dy), float(s)) for dx, dy, s in roi["head_track"])
     return BundleAssets(sprites, mask, placement, (float(roi["pivot"][0]), float(roi["pivot"][1])), track)
+
+
+def jaw_weights(weights: Mapping[str, float], loudness: float) -> dict[str, float]:
+    """WEIGHTS with open visemes eased toward Rest when speech is quiet (loudness 0..1 from the mixer)."""
+    quiet = 1.0 - min(1.0, max(0.0, loudness))
+    out = dict(weights)
+    released = 0.0
+    for name, openness in JAW_OPENNESS.items():
+        if not out.get(name):
+            continue
+        give = out[name] * QUIET_JAW_CLOSE * openness * quiet
+        out[name] -= give
+        released += give
+    out["Rest"] = out.get("Rest", 0.0) + released
+    return out
 
 
 def blend_sprites(assets: BundleAssets, weights: Mapping[str, float]) -> np.ndarray:

@@ -115,3 +115,15 @@ def test_a_broken_bundle_is_rejected_with_what_is_wrong(change, words):
     answer = call(("readLayout", [atlas, roi]))[0]
     assert answer["error"].startswith("BundleError: the avatar bundle is not usable") and words in answer["error"]
     assert "avatarize" in answer["error"]
+
+
+@pytest.mark.parametrize("loudness", [0.0, 0.35, 1.0, 1.7, -0.2])
+def test_loudness_rule_is_the_same_in_python_and_javascript(loudness):
+    from photoavatar.avatar.compose import jaw_weights
+
+    weights = {"Rest": 0.1, "AI": 0.45, "O": 0.2, "MBP": 0.05, "WQ": 0.15, "E": 0.05}
+    expected = jaw_weights(weights, loudness)
+    actual = one("jawWeights", weights, loudness)
+    assert actual.keys() == expected.keys()
+    for name, value in expected.items():
+        assert actual[name] == pytest.approx(value, abs=1e-12), name
