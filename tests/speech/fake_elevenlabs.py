@@ -211,8 +211,8 @@ class FakeElevenLabs:
             }
             line = {"audio_base64": base64.b64encode(piece.pcm).decode(), "alignment": alignment,
                     "normalized_alignment": alignment}
+            self.pieces_sent += 1  # counted before the yield: the client may read it before the generator resumes
             yield (json.dumps(line) + "\n").encode()
-            self.pieces_sent += 1
             offset += len(piece.pcm) // 2
 
     async def _tts_websocket(self, websocket: WebSocket) -> None:
@@ -259,9 +259,9 @@ class FakeElevenLabs:
                 alignment = {"chars": piece.chars, "charStartTimesMs": [round(s * 1000 / rate_hz) for s in piece.start_samples],
                              "charDurationsMs": [round((e - s) * 1000 / rate_hz)
                                                  for s, e in zip(piece.start_samples, piece.end_samples, strict=True)]}
+                self.pieces_sent += 1
                 await websocket.send_text(json.dumps({"audio": base64.b64encode(piece.pcm).decode(), "isFinal": None,
                                                       "normalizedAlignment": alignment, "alignment": alignment}))
-                self.pieces_sent += 1
             buffered = ""
             if text == "":
                 await websocket.send_text(json.dumps({"isFinal": True}))
