@@ -53,15 +53,12 @@ class StopRequest(BaseModel):
 
 def engine_speech_source(engine_name: str) -> tuple[SpeechSource, object]:
     """The speech stage as sessions use it: text -> segments (audio + visemes + prosody), plus the engine."""
-    from photoavatar.settings import setting
     from photoavatar.speech.voices import make_engine
 
-    options = {}
-    if engine_name == "piper" and setting("PIPER_THREADS") is None:
-        # Sessions synthesise side by side: one onnxruntime thread each keeps the event loop's core free
-        # (spinning intra-op threads starve the audio pacing; measured in bench/live_sessions.py).
-        options["threads"] = 1
-    engine = make_engine(engine_name, **options)
+    # Piper runs one synthesis at a time on PIPER_THREADS (default 2) non-spinning onnxruntime threads:
+    # bench/live_sessions.py measured first audio 195 ms (1 session) and 1.7 s (10 sessions) with 2 threads,
+    # against 296 ms and 2.3 s with 1, and no late audio frames either way.
+    engine = make_engine(engine_name)
 
     def speak(text: str, voice_id: str | None):
         from photoavatar.speech.pipeline import stream_speech

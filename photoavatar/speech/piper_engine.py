@@ -147,6 +147,8 @@ class LoadedVoice:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+        # Idle intra-op threads would busy-wait for the next run and starve the live server's 20 ms audio pacing.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = onnxruntime.InferenceSession(aligned_model(voice, cache_dir), sess_options=options,
                                                providers=["CPUExecutionProvider"])
         if len(session.get_outputs()) < 2:
