@@ -77,6 +77,7 @@ def create_app(settings: ServerSettings | None = None, speech: SpeechSource | No
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         reaper = asyncio.create_task(state.sessions.reap_forever())
+        asyncio.get_running_loop().run_in_executor(state.executor, state.warm_up)
         try:
             yield
         finally:
@@ -101,6 +102,7 @@ class _ServerState:
             speech, engine = engine_speech_source(settings.engine)
             voices = voices if voices is not None else engine.voices()
         self.voices = voices or []
+        self.speech = speech
         self.executor = ThreadPoolExecutor(max_workers=settings.tts_threads, thread_name_prefix="tts",
                                            initializer=_yield_cpu_to_audio)
         self.sessions = SessionRegistry(speech, self.executor, settings.max_sessions, settings.session_ttl_s,
@@ -110,6 +112,14 @@ class _ServerState:
         self.jobs = AvatarJobs()
         self.session_rate = RateLimiter(settings.sessions_per_minute)
         self.request_rate = RateLimiter(settings.requests_per_minute)
+
+    def warm_up(self) -> None:
+        """Load the voice and run the model once, so the first /speak does not pay for it (about 0.3 s)."""
+        try:
+            for _ in self.speech("Hello.", None):
+                pass
+        except Exception as error:  # the first /speak will report it to the client
+            log.warning("speech warm-up failed: %s", error)
 
     def new_transport(self, session_hint: str):
         if self.settings.uses_livekit:
