@@ -71,7 +71,8 @@ class LiveSession:
         self._current_task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._player = asyncio.create_task(self._play_queue(), name=f"session {session_id} player")
-        self.first_audio_delays_s: list[float] = []  # /speak -> first sample sent, for benchmarks
+        # /speak -> first sample sent, for benchmarks; bounded, a session may live for hours
+        self.first_audio_delays_s: deque[float] = deque(maxlen=1000)
 
     # -- commands (called on the event loop) ------------------------------------------------------
 

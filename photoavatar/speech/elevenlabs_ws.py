@@ -16,7 +16,8 @@ from urllib.parse import urlencode, urlsplit, urlunsplit
 from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, InvalidHandshake, InvalidStatus
 from websockets.sync.client import connect
 
-from photoavatar.speech.elevenlabs import ElevenLabsConfig, RawChunk, decode_audio, http_error
+from photoavatar.speech.character_timing import RawChunk
+from photoavatar.speech.elevenlabs import ElevenLabsConfig, decode_audio, http_error
 from photoavatar.speech.engine import SpeechError
 
 VOICE_SETTINGS = {"stability": 0.5, "similarity_boost": 0.75}

@@ -12,15 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from photoavatar.speech.elevenlabs import (
-    CharacterAligner,
-    ElevenLabsConfig,
-    ElevenLabsEngine,
-    RawChunk,
-    assemble_chunks,
-    clone_voice,
-    list_voices,
-)
+from photoavatar.speech.character_timing import CharacterAligner, RawChunk, assemble_chunks
+from photoavatar.speech.elevenlabs import ElevenLabsConfig, ElevenLabsEngine, clone_voice, list_voices
 from photoavatar.speech.engine import SpeechEngine, SpeechError
 from photoavatar.speech.phonemize import SILENCE, phonemize_word
 
@@ -181,7 +174,7 @@ def test_an_odd_byte_is_carried_into_the_next_chunk():
     config = ElevenLabsConfig(api_key="k", language="en-us")
     pcm = struct.pack("<4h", 1000, -2000, 3000, -4000)
     pieces = iter([RawChunk(pcm[:3]), RawChunk(pcm[3:])])
-    samples = np.concatenate([chunk.samples for chunk in assemble_chunks(pieces, "x", config)])
+    samples = np.concatenate([chunk.samples for chunk in assemble_chunks(pieces, "x", config.language, config.sample_rate_hz)])
     assert samples.tolist() == [1000, -2000, 3000, -4000]
 
 
