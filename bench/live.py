@@ -27,12 +27,9 @@ import argparse
 import contextlib
 import dataclasses
 import os
-import socket
 import statistics
 import sys
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "web"))
 sys.path.insert(0, str(ROOT))
 from conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from servers import server_in_thread  # noqa: E402
 from test_e2e_browser import write_test_bundle  # noqa: E402
 from test_e2e_live import (  # noqa: E402
     LOUD_LEVEL,
@@ -72,8 +70,6 @@ def percentile(values: list[float], fraction: float) -> float:
 @contextlib.contextmanager
 def running_server(avatars: Path, max_sessions: int) -> Iterator[tuple[str, object]]:
     """The real server on a free loopback port, in a thread; yields (base URL, app)."""
-    import uvicorn
-
     from photoavatar.server.app import create_app
     from photoavatar.server.config import ServerSettings
 
@@ -82,22 +78,8 @@ def running_server(avatars: Path, max_sessions: int) -> Iterator[tuple[str, obje
                                    sessions_per_minute=10_000, requests_per_minute=10_000,
                                    ice_loopback=True)  # media on 127.0.0.1 only (live/ice.py)
     app = create_app(settings)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the server did not start within 60 s")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}/", app
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
+    with server_in_thread(app) as base_url:
+        yield base_url, app
 
 
 def _ms(value: float | None) -> str:

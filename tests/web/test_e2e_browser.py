@@ -6,14 +6,13 @@ sprites with mouths of different openings), so this test does not wait for avata
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+from servers import server_in_thread
 
 pytestmark = pytest.mark.slow
 
@@ -52,27 +51,13 @@ def write_test_bundle(out: Path) -> None:
 
 @pytest.fixture(scope="module")
 def live_server(tmp_path_factory):
-    import uvicorn
-
     from photoavatar.server.app import create_app
     from photoavatar.server.config import ServerSettings
 
     avatars = tmp_path_factory.mktemp("avatars")
     write_test_bundle(avatars / "grace")
-    app = create_app(ServerSettings.from_settings(avatars_dir=avatars))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline, "the server did not start within 60 s"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with server_in_thread(create_app(ServerSettings.from_settings(avatars_dir=avatars))) as base_url:
+        yield base_url
 
 
 def connect(page, base):
