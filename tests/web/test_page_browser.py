@@ -12,11 +12,12 @@ pytestmark = pytest.mark.slow
 
 
 def test_page_loads_and_says_what_is_wrong_without_a_server(static_server, page):
-    base, _ = static_server  # serves the page only: GET /avatars is a 404 here
+    base, _ = static_server  # serves the page only: GET /avatars and GET /voices are 404s here
     page.goto(base + "index.html")
     page.wait_for_function("window.photoavatar && window.photoavatar.state === 'error'", timeout=10000)
     detail = page.evaluate("window.photoavatar.detail")
-    assert "HTTP 404" in detail and "/avatars" in detail and "photoavatar server" in detail
+    # the page asks for both lists at once and reports whichever failed first
+    assert "HTTP 404" in detail and ("/avatars" in detail or "/voices" in detail) and "photoavatar server" in detail
     assert page.locator("#status").get_attribute("data-state") == "error"
     assert page.locator("#speak").is_disabled() and page.locator("#text").is_disabled()
     assert page.errors == []
