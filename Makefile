@@ -26,9 +26,12 @@ demo: $(STAMP)
 test: $(STAMP) browser-deps
 	$(PY) -m pytest -q
 
-bench: $(STAMP)
+# Benchmarks print tables of medians; run them on a quiet machine. bench/live.py also needs chromium.
+bench: $(STAMP) browser-deps
 	$(PY) bench/avatarize.py
 	$(PY) bench/speech.py
+	$(PY) bench/live_sessions.py
+	$(PY) bench/live.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
