@@ -3,7 +3,7 @@
 Conventions, shared with every engine so one viseme table serves all of them:
 - a stress mark is not a phoneme: it is merged into the sound that follows (`Phone.stress`, 1 primary, 2 secondary);
 - length, aspiration and palatalisation marks and combining diacritics stay on their sound ("iː", "n̩", "tʰ");
-- the diphthongs and affricates of `piper_engine.TWO_SYMBOL_SOUNDS` ("aɪ", "oʊ", "tʃ", "dʒ"...) are one phoneme;
+- the diphthongs and affricates of `TWO_SYMBOL_SOUNDS` ("aɪ", "oʊ", "tʃ", "dʒ"...) are one phoneme;
 - silence (spaces, punctuation, pauses between words) is the phoneme `SILENCE` (" ", Piper's word separator).
 
 Engines that only know when a *word* was spoken (ElevenLabs aligns characters) spread the word's phonemes across
@@ -28,9 +28,10 @@ MODIFIERS = frozenset("ːˑʲʰʷ˞")  # length, palatalisation, aspiration, rho
 LENGTH_MARKS = frozenset("ːˑ")
 TIE_BARS = frozenset("\u0361\u035c")
 VOWELS = frozenset("aeiouyæɑɒɐəɘɚɛɜɝɞɤɪɨʉɯʊʌɔøœɶʏɵᵻ")
-# The same two-symbol sounds as photoavatar/speech/piper_engine.py (TWO_SYMBOL_SOUNDS), so both engines agree.
+# Sounds espeak writes as two symbols but the mouth makes as one; both engines group phonemes with these.
 DIPHTHONGS = frozenset({"aɪ", "aʊ", "eɪ", "oʊ", "ɔɪ", "əʊ", "eə", "ɪə", "ʊə"})
 AFFRICATES = frozenset({"tʃ", "dʒ"})
+TWO_SYMBOL_SOUNDS = DIPHTHONGS | AFFRICATES
 
 # Relative share of a word's time: vowels carry the syllable, consonants are short transitions.
 CONSONANT_WEIGHT = 1.0

@@ -22,6 +22,7 @@ import numpy as np
 
 from photoavatar.settings import setting
 from photoavatar.speech.engine import SpeechError
+from photoavatar.speech.phonemize import TWO_SYMBOL_SOUNDS  # voiced as two ids, one mouth movement
 from photoavatar.speech.text import prepare_text, split_clauses, split_sentences
 from photoavatar.speech.types import AudioChunk, PhonemeTiming, VoiceInfo
 
@@ -200,8 +201,6 @@ class LoadedVoice:
 STRESS_MARKS = {"ˈ": 1, "ˌ": 2}
 # Marks that modify the sound before them (length, palatalisation, aspiration, rhotacisation).
 MODIFIERS = frozenset("ːˑʲʰʷ˞")
-# Sounds espeak writes as two symbols and the voice times as two ids, but that are one mouth movement.
-TWO_SYMBOL_SOUNDS = frozenset({"aɪ", "aʊ", "eɪ", "oʊ", "ɔɪ", "əʊ", "eə", "ɪə", "ʊə", "tʃ", "dʒ"})
 SILENCE = " "
 _MARKERS = frozenset({"^", "$", " "})  # begin, end, word boundary
 
