@@ -1,4 +1,6 @@
 import os
+from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import pytest
@@ -19,17 +21,56 @@ def faces_dir() -> Path:
     return FACES
 
 
+@dataclass(frozen=True)
+class Built:
+    """A test portrait's bundle, with what some avatar tests compare it to (computed on first use)."""
+
+    bundle: object  # photoavatar.avatar.bundle.AvatarBundle
+    photo: Path
+
+    @cached_property
+    def crop(self):
+        """The same crop the pipeline made (face detection is deterministic)."""
+        from photoavatar.avatar.crop import crop_head_and_shoulders
+        from photoavatar.avatar.faces import choose_face
+        from photoavatar.avatar.landmarks import detect_faces
+        from photoavatar.avatar.photo import load_photo
+
+        loaded = load_photo(self.photo)
+        face = choose_face(detect_faces(loaded.image_rgb), None, photo_scale=loaded.scale)
+        return crop_head_and_shoulders(loaded.image_rgb, face, 512)
+
+    @cached_property
+    def idle(self):
+        """The decoded idle.mp4 frames."""
+        from photoavatar.avatar.video import read_mp4
+
+        return read_mp4(self.bundle.idle_video)
+
+
 @pytest.fixture(scope="session")
-def built_bundle(tmp_path_factory, faces_dir):
-    """Build (once per test session) the avatar bundle of a test portrait; returns its AvatarBundle."""
+def built_bundles(tmp_path_factory, faces_dir):
+    """name -> Built: the one cache of test bundles, each portrait built once for the whole test run."""
     from photoavatar.avatar.build import avatarize
 
-    cache: dict[str, object] = {}
+    cache: dict[str, Built] = {}
+    root = tmp_path_factory.mktemp("bundles")
 
-    def build(name: str = "grace_hopper.jpg"):
+    def get(name: str = "grace_hopper.jpg") -> Built:
         if name not in cache:
-            out = tmp_path_factory.mktemp("bundles") / name.split(".")[0]
-            cache[name] = avatarize(faces_dir / name, out)
+            photo = faces_dir / name
+            cache[name] = Built(avatarize(photo, root / Path(name).stem, progress=lambda *_: None), photo)
         return cache[name]
 
-    return build
+    return get
+
+
+@pytest.fixture(scope="session")
+def built_bundle(built_bundles):
+    """name -> AvatarBundle of a test portrait (from the same cache as built_bundles)."""
+    return lambda name="grace_hopper.jpg": built_bundles(name).bundle
+
+
+@pytest.fixture(scope="session")
+def hopper(built_bundles) -> Built:
+    return built_bundles("grace_hopper.jpg")
