@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 AVATARS ?= avatars
 DEMO_AVATAR := $(AVATARS)/demo
 
-.PHONY: demo test bench lint system-deps browser-deps clean
+.PHONY: demo test bench lint system-deps browser-deps node-deps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,10 +20,16 @@ browser-deps:
 	  echo "installing Debian's chromium for the browser tests"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+# The JavaScript twins (web/mixer.js, sync.js, protocol, compose.js) are tested in node: never skipped.
+node-deps:
+	@command -v node >/dev/null 2>&1 || { \
+	  echo "installing Debian's nodejs for the JavaScript twin tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; }
+
 demo: $(STAMP)
 	$(PY) -m photoavatar.cli demo --avatars $(AVATARS)
 
-test: $(STAMP) browser-deps
+test: $(STAMP) browser-deps node-deps
 	$(PY) -m pytest -q
 
 # Benchmarks print tables of medians; run them on a quiet machine. bench/live.py also needs chromium.

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 WEB = Path(__file__).resolve().parents[2] / "photoavatar" / "web"
+NODE = shutil.which("node")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
                  "--autoplay-policy=no-user-gesture-required", "--disable-dev-shm-usage",
@@ -50,6 +51,15 @@ def static_server(tmp_path) -> Iterator[tuple[str, dict[str, Path]]]:
     yield f"http://127.0.0.1:{server.server_address[1]}/", folders
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def node() -> str:
+    """The node binary the JavaScript-twin suites run in; they fail (never skip) without it."""
+    if NODE is None:
+        pytest.fail("node is not installed, so the JavaScript twins cannot be checked: run `make node-deps` "
+                    "(part of `make test`; it installs Debian's nodejs) or `apt-get install -y nodejs`")
+    return NODE
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """protocol.js picks the right Bearer token for the session's transport."""
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CALLER = Path(__file__).with_name("call_js.mjs")
 PROTOCOL = ROOT / "photoavatar" / "web" / "protocol.js"
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed (apt-get install nodejs)")
+pytestmark = pytest.mark.usefixtures("node")  # fails with the reason when node is missing
 
 
 def session_token(session: dict) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,7 +10,7 @@ import pytest
 
 SUITE = Path(__file__).with_name("sync.test.mjs")
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed (apt-get install nodejs)")
+pytestmark = pytest.mark.usefixtures("node")  # fails with the reason when node is missing
 
 
 def test_sync_suite_passes_in_node():
