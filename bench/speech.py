@@ -99,6 +99,22 @@ def timeline_row(engine: PiperEngine, runs: int) -> tuple[str, str]:
     return ("visemes + prosody per s of audio", f"{median_s(measure, runs) * 1000:.2f} ms")
 
 
+def prosody_row(runs: int, duration_s: float = 10.0, sample_rate_hz: int = 22050) -> tuple[str, str]:
+    """analyze_prosody alone on a voiced-like signal (a gliding tone with harmonics), as a fraction of real time."""
+    from photoavatar.speech.prosody import analyze_prosody
+
+    t = np.arange(int(duration_s * sample_rate_hz)) / sample_rate_hz
+    phase = 2 * np.pi * np.cumsum(120 + 30 * np.sin(2 * np.pi * 0.5 * t)) / sample_rate_hz
+    signal = (0.3 * np.sin(phase) + 0.1 * np.sin(2 * phase) + 0.05 * np.sin(3 * phase)).astype(np.float32)
+
+    def measure() -> float:
+        start = time.perf_counter()
+        analyze_prosody(signal, sample_rate_hz)
+        return (time.perf_counter() - start) / duration_s
+
+    return ("prosody alone per s of audio (gliding tone)", f"{median_s(measure, runs) * 1000:.2f} ms")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (median reported)")
@@ -111,6 +127,7 @@ def main() -> None:
         rows += synthesis_rows(engine, runs)
     rows += load_rows(runs)
     rows.append(timeline_row(engine, runs))
+    rows.append(prosody_row(runs))
 
     width = max(len(name) for name, _ in rows)
     print(f"speech benchmark (median of {runs} runs; targets: first chunk <= 150 ms, RTF <= 0.15)")

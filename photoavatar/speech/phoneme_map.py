@@ -2,8 +2,9 @@
 
 The table is keyed by the IPA that espeak-ng writes (Piper's phonemiser) for en-us and de. A phoneme may be a
 cluster ("aɪ", "tʃ", "iː", "n̩"): clusters listed in the table map as a whole (affricates are one shape,
-diphthongs glide through two); any other cluster maps letter by letter, and length marks, stress marks and
-diacritics never change the shape. Silence (" ", punctuation, Piper's "^ $ _") maps to no shape: it is a pause.
+diphthongs glide through two); any other cluster maps letter by letter, and the marks that leave the lips alone
+(`ipa.core_symbol`: length, stress, most diacritics) never change the shape. Silence (`ipa.is_silence`) maps to
+no shape: it is a pause.
 
 Weights below 1 are for sounds the lips hardly show (t, k, n...): the mixer gives the rest to Rest, so the mouth
 half-closes instead of snapping to a full shape. "Transparent" sounds (h, ʔ, stress marks) show whatever
@@ -15,11 +16,9 @@ from __future__ import annotations
 import unicodedata
 from dataclasses import dataclass
 
+from photoavatar.speech.ipa import core_symbol, is_silence
 from photoavatar.visemes import VISEMES
 
-SILENCE_SYMBOLS = frozenset(" ^$_.,;:!?¡¿—–-…\"'()")
-# Marks that ride on a sound without changing the lips: length, stress, syllabic, tie bars, aspiration...
-MODIFIERS = frozenset("ːˑˈˌ\u0329\u032f\u032a\u0303\u0361\u035c\u0308\u0306\u031a\u0325\u0324ʰʲˤʷ˞")
 WEAK = 0.5  # lips hardly involved: the mouth stays half way to Rest
 TRANSPARENT = "-"  # marker in the table: take the neighbour's shape
 
@@ -88,17 +87,6 @@ def _build_lookup() -> dict[str, tuple[Shape, ...]]:
 
 
 _LOOKUP = _build_lookup()
-
-
-def is_silence(phoneme: str) -> bool:
-    """True for pauses: empty, whitespace, punctuation and Piper's sentence/pad markers."""
-    return all(char in SILENCE_SYMBOLS or char.isspace() for char in phoneme)
-
-
-def core_symbol(phoneme: str) -> str:
-    """The phoneme without length, stress and diacritic marks, in composed form ("ç" stays one letter)."""
-    kept = "".join(char for char in unicodedata.normalize("NFD", phoneme) if char not in MODIFIERS)
-    return unicodedata.normalize("NFC", kept)
 
 
 def shapes_for(phoneme: str) -> tuple[Shape, ...]:

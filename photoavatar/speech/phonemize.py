@@ -1,10 +1,6 @@
-"""Words to phonemes with espeak-ng (the copy bundled in the piper-tts wheel), in the Piper engine's IPA conventions.
+"""Words to phonemes with espeak-ng (the copy bundled in the piper-tts wheel), cut into sounds as `ipa.py` says.
 
-Conventions, shared with every engine so one viseme table serves all of them:
-- a stress mark is not a phoneme: it is merged into the sound that follows (`Phone.stress`, 1 primary, 2 secondary);
-- length, aspiration and palatalisation marks and combining diacritics stay on their sound ("iː", "n̩", "tʰ");
-- the diphthongs and affricates of `TWO_SYMBOL_SOUNDS` ("aɪ", "oʊ", "tʃ", "dʒ"...) are one phoneme;
-- silence (spaces, punctuation, pauses between words) is the phoneme `SILENCE` (" ", Piper's word separator).
+Every engine shares those conventions (stress, marks, two-symbol sounds, silence), so one viseme table serves all.
 
 Engines that only know when a *word* was spoken (ElevenLabs aligns characters) spread the word's phonemes across
 its time span with `spread_over_span`: vowels get more time than consonants, as in real speech.
@@ -12,33 +8,19 @@ its time span with `spread_over_span`: vowels get more time than consonants, as 
 
 from __future__ import annotations
 
-import re
 import threading
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
 from photoavatar.speech.engine import SpeechError
+from photoavatar.speech.ipa import SILENCE, espeak_symbols, group_sounds, is_long, is_silence, is_vowel
 from photoavatar.speech.types import PhonemeTiming
-
-SILENCE = " "
-PRIMARY_STRESS = "ˈ"
-SECONDARY_STRESS = "ˌ"
-MODIFIERS = frozenset("ːˑʲʰʷ˞")  # length, palatalisation, aspiration, rhotacisation: part of the sound before
-LENGTH_MARKS = frozenset("ːˑ")
-TIE_BARS = frozenset("\u0361\u035c")
-VOWELS = frozenset("aeiouyæɑɒɐəɘɚɛɜɝɞɤɪɨʉɯʊʌɔøœɶʏɵᵻ")
-# Sounds espeak writes as two symbols but the mouth makes as one; both engines group phonemes with these.
-DIPHTHONGS = frozenset({"aɪ", "aʊ", "eɪ", "oʊ", "ɔɪ", "əʊ", "eə", "ɪə", "ʊə"})
-AFFRICATES = frozenset({"tʃ", "dʒ"})
-TWO_SYMBOL_SOUNDS = DIPHTHONGS | AFFRICATES
 
 # Relative share of a word's time: vowels carry the syllable, consonants are short transitions.
 CONSONANT_WEIGHT = 1.0
 VOWEL_WEIGHT = 2.0
 LONG_VOWEL_BONUS = 0.6  # long vowels and diphthongs last longer still
 
-_LANGUAGE_FLAG = re.compile(r"\([^)]*\)")  # espeak marks foreign words as "(en)...(de)"
 _espeak_lock = threading.Lock()  # espeak-ng keeps one global voice: one caller at a time
 _espeak_ready = False
 
@@ -52,14 +34,13 @@ class Phone:
 
     @property
     def is_vowel(self) -> bool:
-        return self.ipa[0] in VOWELS or "\u0329" in self.ipa  # syllabic consonants ("n̩") act as vowels
+        return is_vowel(self.ipa)
 
     @property
     def weight(self) -> float:
         if not self.is_vowel:
             return CONSONANT_WEIGHT
-        is_long = any(mark in self.ipa for mark in LENGTH_MARKS) or self.ipa in DIPHTHONGS
-        return VOWEL_WEIGHT + (LONG_VOWEL_BONUS if is_long else 0.0)
+        return VOWEL_WEIGHT + (LONG_VOWEL_BONUS if is_long(self.ipa) else 0.0)
 
 
 def espeak_voice_for(language: str) -> str:
@@ -73,32 +54,9 @@ def espeak_voice_for(language: str) -> str:
 
 
 def group_ipa(ipa: str) -> list[Phone]:
-    """Split an espeak IPA string into phonemes, in the conventions above. Spaces and punctuation are dropped."""
-    chars = unicodedata.normalize("NFD", _LANGUAGE_FLAG.sub("", ipa))
-    phones: list[Phone] = []
-    pending_stress = 0
-    glue_next = False  # after a tie bar the next letter belongs to the same sound
-    for char in chars:
-        if char == PRIMARY_STRESS:
-            pending_stress = 1
-        elif char == SECONDARY_STRESS:
-            pending_stress = pending_stress or 2
-        elif phones and (char in MODIFIERS or unicodedata.combining(char) or glue_next):
-            glue_next = char in TIE_BARS
-            phones[-1] = Phone(phones[-1].ipa + char, phones[-1].stress)
-        elif char.isalpha():
-            phones = _append_merging(phones, Phone(char, pending_stress))
-            pending_stress = 0
-    return phones
-
-
-def _append_merging(phones: list[Phone], phone: Phone) -> list[Phone]:
-    """Append PHONE, merging it into the previous sound when the two form a diphthong or an affricate."""
-    if phones:
-        merged = phones[-1].ipa + phone.ipa
-        if merged in DIPHTHONGS or merged in AFFRICATES:
-            return [*phones[:-1], Phone(merged, phones[-1].stress or phone.stress)]
-    return [*phones, phone]
+    """Split an espeak IPA string into phonemes (ipa.group_sounds' conventions). Spaces and punctuation are dropped."""
+    sounds = group_sounds((symbol, 0) for symbol in espeak_symbols(ipa))
+    return [Phone(sound.phoneme, sound.stress) for sound in sounds if not is_silence(sound.phoneme)]
 
 
 def phonemize_word(word: str, language: str = "en-us") -> tuple[Phone, ...]:

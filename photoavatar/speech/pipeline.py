@@ -13,11 +13,10 @@ from collections.abc import Iterator
 import numpy as np
 
 from photoavatar.speech.engine import SpeechEngine
+from photoavatar.speech.ipa import SILENCE
 from photoavatar.speech.prosody import analyze_prosody
 from photoavatar.speech.timeline import VisemeTimeline, lead_in_samples
 from photoavatar.speech.types import AudioChunk, PhonemeTiming, SpeechSegment
-
-SILENCE = " "
 
 
 def stream_speech(engine: SpeechEngine, text: str, voice_id: str | None = None) -> Iterator[SpeechSegment]:

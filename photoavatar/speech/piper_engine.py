@@ -13,7 +13,6 @@ import logging
 import os
 import tempfile
 import threading
-import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 
 from photoavatar.settings import setting
 from photoavatar.speech.engine import SpeechError
-from photoavatar.speech.phonemize import TWO_SYMBOL_SOUNDS  # voiced as two ids, one mouth movement
+from photoavatar.speech.ipa import PAD, SENTENCE_BEGIN, SENTENCE_END, group_sounds
 from photoavatar.speech.text import prepare_text, split_clauses, split_sentences
 from photoavatar.speech.types import AudioChunk, PhonemeTiming, VoiceInfo
 
@@ -183,7 +182,7 @@ class LoadedVoice:
     def _to_ids(self, phonemes: list[str]) -> tuple[list[str], list[int]]:
         """Phoneme ids as Piper builds them (^ _ p1 _ p2 _ ... pn _ $), with the symbol of each id."""
         id_map = self.piper.config.phoneme_id_map
-        symbols, ids = ["^", "_"], [*id_map["^"], *id_map["_"]]
+        symbols, ids = [SENTENCE_BEGIN, PAD], [*id_map[SENTENCE_BEGIN], *id_map[PAD]]
         for phoneme in phonemes:
             if phoneme not in id_map:
                 log.debug("voice %s has no phoneme %r; skipping it", self.file.voice_id, phoneme)
@@ -191,89 +190,43 @@ class LoadedVoice:
             for id_ in id_map[phoneme]:
                 symbols.append(phoneme)
                 ids.append(id_)
-            symbols.append("_")
-            ids.extend(id_map["_"])
-        symbols.append("$")
-        ids.extend(id_map["$"])
+            symbols.append(PAD)
+            ids.extend(id_map[PAD])
+        symbols.append(SENTENCE_END)
+        ids.extend(id_map[SENTENCE_END])
         return symbols, ids
-
-
-STRESS_MARKS = {"ˈ": 1, "ˌ": 2}
-# Marks that modify the sound before them (length, palatalisation, aspiration, rhotacisation).
-MODIFIERS = frozenset("ːˑʲʰʷ˞")
-SILENCE = " "
-_MARKERS = frozenset({"^", "$", " "})  # begin, end, word boundary
 
 
 def group_phonemes(symbols: list[str], id_samples: np.ndarray, offset_sample: int = 0) -> list[PhonemeTiming]:
     """Turn per-id durations into one timing per sound, utterance-relative (OFFSET_SAMPLE added).
 
-    Conventions (chosen because they agree best with an independent forced aligner): the pad before a
-    symbol belongs to it; a stress mark's time goes to the sound after it; length and combining marks go to
-    the sound before; diphthongs and affricates are one sound; spaces, punctuation and the begin/end
-    markers are silence. Durations still add up exactly to the audio.
+    The pad before a symbol belongs to it (this agrees best with an independent forced aligner); the rest is
+    `ipa.group_sounds`. Durations still add up exactly to the audio.
     """
-    timings: list[list] = []  # [phoneme, start, duration, stress], mutable while merging
-    pending_stress, pending_samples, pending_start = 0, 0, None
-    for symbol, start, samples in _units(symbols, id_samples, offset_sample):
-        if symbol in STRESS_MARKS:
-            pending_stress = STRESS_MARKS[symbol]
-            pending_samples += samples
-            pending_start = start if pending_start is None else pending_start
-            continue
-        previous = timings[-1] if timings else None
-        if _is_silence(symbol):
-            if previous and _is_silence(previous[0]) and not pending_samples:
-                previous[2] += samples
-                continue
-            label = symbol if symbol not in _MARKERS else SILENCE
-            timings.append([label, pending_start if pending_start is not None else start,
-                            samples + pending_samples, 0])
-        elif previous and not _is_silence(previous[0]) and not pending_samples and (
-                _is_modifier(symbol) or previous[0] + symbol in TWO_SYMBOL_SOUNDS):
-            previous[0] += symbol
-            previous[2] += samples
-            continue
-        else:
-            timings.append([symbol, pending_start if pending_start is not None else start,
-                            samples + pending_samples, pending_stress])
-        pending_stress, pending_samples, pending_start = 0, 0, None
-    if pending_samples and timings:
-        timings[-1][2] += pending_samples  # a stress mark with nothing after it: keep its time
-    return [PhonemeTiming(phoneme, start, duration, stress) for phoneme, start, duration, stress in timings]
+    return group_sounds(_units(symbols, id_samples), offset_sample)
 
 
-def _units(symbols: list[str], id_samples: np.ndarray, offset_sample: int) -> Iterator[tuple[str, int, int]]:
-    """(symbol, start, samples) per input symbol, each with the pad before it; "^" stands alone."""
-    position, pad_start, pad_samples = offset_sample, None, 0
+def _units(symbols: list[str], id_samples: np.ndarray) -> Iterator[tuple[str, int]]:
+    """(symbol, samples) per input symbol, each with the pad before it; SENTENCE_BEGIN stands alone."""
+    pad_samples = 0
     current: list | None = None
     for symbol, samples in zip(symbols, (int(n) for n in id_samples), strict=True):
-        if symbol == "_":
+        if symbol == PAD:
             if current:
                 yield tuple(current)
                 current = None
-            pad_start = position if pad_start is None else pad_start
             pad_samples += samples
         elif current and current[0] == symbol:
-            current[2] += samples  # a phoneme the voice encodes with several ids
+            current[1] += samples  # a phoneme the voice encodes with several ids
         else:
             if current:
                 yield tuple(current)
-            current = [symbol, pad_start if pad_start is not None else position, pad_samples + samples]
-            pad_start, pad_samples = None, 0
-        position += samples
+            current = [symbol, pad_samples + samples]
+            pad_samples = 0
     if current:
         yield tuple(current)
     if pad_samples:
-        yield ("$", pad_start, pad_samples)
-
-
-def _is_silence(symbol: str) -> bool:
-    return symbol in _MARKERS or unicodedata.category(symbol[0]).startswith("P")
-
-
-def _is_modifier(symbol: str) -> bool:
-    return symbol in MODIFIERS or unicodedata.combining(symbol[0]) > 0
+        yield (SENTENCE_END, pad_samples)
 
 
 def _match_length(samples: np.ndarray, expected: int) -> np.ndarray:
@@ -308,9 +261,6 @@ class PiperEngine:
 
     def voices(self) -> list[VoiceInfo]:
         return [voice.info() for voice in discover_voice_files()]
-
-    def voice_info(self, voice_id: str | None = None) -> VoiceInfo:
-        return self.loaded_voice(voice_id).info
 
     def loaded_voice(self, voice_id: str | None = None) -> LoadedVoice:
         """The voice VOICE_ID (None: the default), loaded once and kept."""

@@ -7,14 +7,11 @@ Everything is numpy over the whole chunk, so a second of audio costs a few milli
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
-from photoavatar.speech.phoneme_map import shapes_for
+from photoavatar.speech.ipa import is_vowel
 from photoavatar.speech.types import PhonemeTiming, ProsodyFrame
 
 HOP_S = 0.010
@@ -32,16 +29,6 @@ FULL_SCALE_INT16 = 32768.0
 
 class ProsodyError(ValueError):
     pass
-
-
-@dataclass(frozen=True)
-class ProsodyBenchmark:
-    audio_s: float
-    median_s: float
-
-    @property
-    def real_time_fraction(self) -> float:
-        return self.median_s / self.audio_s
 
 
 def analyze_prosody(samples: np.ndarray, sample_rate_hz: int, start_sample: int = 0,
@@ -186,27 +173,10 @@ def _syllables(times_s, loudness_db, voiced, phonemes, sample_rate_hz) -> list[t
     """Candidate accented syllables: stressed vowels when the phonemes are known, else loudness peaks."""
     if phonemes:
         return [(p.start_sample / sample_rate_hz, p.end_sample / sample_rate_hz, p.stress) for p in phonemes
-                if p.stress and shapes_for(p.phoneme) and _is_vowel(p.phoneme)]
+                if p.stress and is_vowel(p.phoneme)]
     peaks = []
     for i in range(1, len(times_s) - 1):
         if voiced[i] and loudness_db[i] >= loudness_db[i - 1] and loudness_db[i] > loudness_db[i + 1]:
             peaks.append((times_s[i] - HOP_S / 2, times_s[i] + HOP_S / 2, 1))
     loud = sorted(peaks, key=lambda p: -loudness_db[np.searchsorted(times_s, p[0] + HOP_S / 2)])
     return sorted(loud[: max(1, len(peaks) // 3)])
-
-
-def _is_vowel(phoneme: str) -> bool:
-    return shapes_for(phoneme)[0].viseme in {"AI", "E", "O", "U"} and shapes_for(phoneme)[0].weight == 1.0
-
-
-def benchmark(duration_s: float = 10.0, sample_rate_hz: int = 22050, repeats: int = 5) -> ProsodyBenchmark:
-    """Time analyze_prosody on a voiced-like test signal (a gliding tone with harmonics); median of REPEATS."""
-    t = np.arange(int(duration_s * sample_rate_hz)) / sample_rate_hz
-    phase = 2 * np.pi * np.cumsum(120 + 30 * np.sin(2 * np.pi * 0.5 * t)) / sample_rate_hz
-    signal = (0.3 * np.sin(phase) + 0.1 * np.sin(2 * phase) + 0.05 * np.sin(3 * phase)).astype(np.float32)
-    timings = []
-    for _ in range(repeats):
-        begin = time.perf_counter()
-        analyze_prosody(signal, sample_rate_hz)
-        timings.append(time.perf_counter() - begin)
-    return ProsodyBenchmark(duration_s, statistics.median(timings))

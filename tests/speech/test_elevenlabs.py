@@ -15,7 +15,8 @@ import pytest
 from photoavatar.speech.character_timing import CharacterAligner, RawChunk, assemble_chunks
 from photoavatar.speech.elevenlabs import ElevenLabsConfig, ElevenLabsEngine, clone_voice, list_voices
 from photoavatar.speech.engine import SpeechEngine, SpeechError
-from photoavatar.speech.phonemize import SILENCE, phonemize_word
+from photoavatar.speech.ipa import SILENCE
+from photoavatar.speech.phonemize import phonemize_word
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fake_elevenlabs import FakeElevenLabs  # noqa: E402

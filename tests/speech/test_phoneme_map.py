@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from piper.phonemize_espeak import EspeakPhonemizer
 
+from photoavatar.speech.ipa import LIP_NEUTRAL_MARKS, is_silence
 from photoavatar.speech.phoneme_map import (
-    MODIFIERS,
     TRANSPARENT,
     UnknownPhonemeError,
-    is_silence,
     known_symbols,
     markdown_table,
     shapes_for,
@@ -50,7 +49,7 @@ def espeak_ipa() -> dict[str, list[str]]:
 @pytest.mark.parametrize("voice", sorted(PANGRAMS))
 def test_every_symbol_espeak_writes_has_a_shape(espeak_ipa, voice):
     symbols = {char for ipa in espeak_ipa[voice] for char in unicodedata.normalize("NFC", ipa)}
-    unmapped = {s for s in symbols if not (is_silence(s) or s in MODIFIERS or s in known_symbols())}
+    unmapped = {s for s in symbols if not (is_silence(s) or s in LIP_NEUTRAL_MARKS or s in known_symbols())}
     assert not unmapped, f"{voice}: no viseme for {sorted(unmapped)}"
     assert len(symbols & known_symbols()) >= 30  # the pangrams really exercised the table
 

@@ -3,8 +3,8 @@
 import pytest
 
 from photoavatar.speech.engine import SpeechError
+from photoavatar.speech.ipa import SILENCE
 from photoavatar.speech.phonemize import (
-    SILENCE,
     Phone,
     _phonemize_cached,
     espeak_voice_for,

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from photoavatar.speech.phoneme_map import shapes_for
-from photoavatar.speech.prosody import ProsodyError, analyze_prosody, benchmark
+from photoavatar.speech.prosody import ProsodyError, analyze_prosody
+from photoavatar.speech.types import PhonemeTiming
 
 RATE = 22050
 
@@ -102,6 +103,22 @@ def test_bad_input_is_refused_with_the_fix():
     assert analyze_prosody(np.zeros(0, dtype=np.int16), RATE) == []
 
 
-def test_benchmark_reports_a_real_time_fraction():
-    result = benchmark(duration_s=1.0, repeats=1)
-    assert result.audio_s == 1.0 and result.median_s > 0 and result.real_time_fraction == result.median_s
+def _accent_test_signal() -> np.ndarray:
+    """1 s of a quiet 120 Hz tone, louder and higher (180 Hz) from 0.4 to 0.6 s, phase-continuous."""
+    t = np.arange(RATE) / RATE
+    prominent = (t >= 0.4) & (t < 0.6)
+    phase = 2 * np.pi * np.cumsum(np.where(prominent, 180.0, 120.0)) / RATE
+    return np.where(prominent, 0.4, 0.1) * np.sin(phase)
+
+
+@pytest.mark.parametrize(("phoneme", "stress", "accented"), [
+    ("a", 1, True), ("aɪ", 2, True), ("a", 0, False), ("s", 1, False), (" ", 1, False),
+])
+def test_a_loud_high_stretch_is_an_accent_only_on_a_stressed_vowel(phoneme, stress, accented):
+    quarter = int(0.4 * RATE)
+    phonemes = [PhonemeTiming("n", 0, quarter), PhonemeTiming(phoneme, quarter, int(0.2 * RATE), stress),
+                PhonemeTiming("n", quarter + int(0.2 * RATE), RATE - quarter - int(0.2 * RATE))]
+    frames = analyze_prosody(_accent_test_signal(), RATE, 0, phonemes)
+    accents = [f for f in frames if f.accent > 0]
+    assert bool(accents) == accented
+    assert all(0.4 <= f.time_s < 0.6 for f in accents)
