@@ -6,8 +6,8 @@ both, and regenerate the vectors with `python -m photoavatar.animate.mixer_vecto
 Targets. At time t a viseme's target is the largest weight among its events with start_s <= t < end_s.
 If the non-Rest targets add up to more than 1 they are scaled to 1; Rest takes what is left.
 
-Springs. Each weight x follows its target g as x'' = -w^2 (x - g) - 2 w x' (critical damping: no
-overshoot from rest, no jumps). The state is advanced in closed form between the moments where a
+Springs (photoavatar/spring.py). Each weight x follows its target g as x'' = -w^2 (x - g) - 2 w x' (critical
+damping: no overshoot from rest, no jumps). The state is advanced in closed form between the moments where a
 target changes, so the result does not depend on the frame rate.
 
 Output. Weights clipped to [0, 1] and normalised to sum 1, plus three prosody values in [0, 1]:
@@ -22,10 +22,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from photoavatar.speech.types import ProsodyFrame, VisemeEvent
+from photoavatar.spring import DEFAULT_TIME_CONSTANT_S, omega, spring_step
 from photoavatar.visemes import REST, VISEMES
 
-# A critically damped spring reaches 1 - 1/e of a step at t = RISE_63 / w.
-RISE_63 = 2.1461932206205825
 LOUDNESS_FLOOR_DB = -50.0
 LOUDNESS_RANGE_DB = 40.0
 PROSODY_HOLD_S = 0.1  # a prosody frame speaks for this long at most
@@ -37,12 +36,12 @@ BUMP_HORIZON = 20.0  # bumps older than this many time constants are negligible 
 
 @dataclass(frozen=True)
 class MixerConfig:
-    time_constant_s: float = 0.035  # 63 % rise time; short enough for MBP/FV to close fully (speech/timeline.py)
+    time_constant_s: float = DEFAULT_TIME_CONSTANT_S  # 63 % rise time (photoavatar/spring.py)
     time_constant_overrides_s: dict[str, float] = field(default_factory=dict)
     visemes: tuple[str, ...] = VISEMES
 
     def omega(self, viseme: str) -> float:
-        return RISE_63 / self.time_constant_overrides_s.get(viseme, self.time_constant_s)
+        return omega(self.time_constant_overrides_s.get(viseme, self.time_constant_s))
 
     def to_json(self) -> dict:
         return {
@@ -54,7 +53,7 @@ class MixerConfig:
     @classmethod
     def from_json(cls, data: dict) -> MixerConfig:
         return cls(
-            float(data.get("time_constant_s", 0.035)),
+            float(data.get("time_constant_s", DEFAULT_TIME_CONSTANT_S)),
             {k: float(v) for k, v in data.get("time_constant_overrides_s", {}).items()},
             tuple(data.get("visemes", VISEMES)),
         )
@@ -70,14 +69,6 @@ class MixerFrame:
 
     def to_json(self) -> dict:
         return {"time_s": self.time_s, "weights": self.weights, "loudness": self.loudness, "nod": self.nod, "brow": self.brow}
-
-
-def spring_step(x: float, v: float, target: float, omega: float, dt: float) -> tuple[float, float]:
-    """Exact critically damped motion over dt toward a constant target."""
-    decay = math.exp(-omega * dt)
-    offset = x - target
-    drive = v + omega * offset
-    return target + (offset + drive * dt) * decay, (v - omega * drive * dt) * decay
 
 
 def bump(u: float) -> float:

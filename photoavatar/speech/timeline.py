@@ -18,8 +18,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from photoavatar.speech.ipa import SILENCE
 from photoavatar.speech.phoneme_map import TRANSPARENT, shapes_for
 from photoavatar.speech.types import AudioChunk, PhonemeTiming, VisemeEvent
+from photoavatar.spring import DEFAULT_TIME_CONSTANT_S, settle_time_s
 from photoavatar.visemes import CLOSURES, REST
 
 LEAD_S = 0.06
@@ -33,27 +35,6 @@ RELAX_PAUSE_S = 0.35
 RELAX_WEIGHT = 0.35
 CLOSURE_HOLD_S = 0.04
 CLOSURE_MARGIN_S = 0.012  # room for springs that were still moving when the closure began
-DEFAULT_TIME_CONSTANT_S = 0.035  # the mixer's default (photoavatar.animate.mixer.MixerConfig)
-RISE_63 = 2.1461932206205825  # u where 1 - (1+u)e^-u = 1 - 1/e (same constant as the mixer)
-SETTLE_LEVEL = 0.9
-
-
-def _solve_settle_u(level: float) -> float:
-    """u where a critically damped step reaches LEVEL: 1 - (1+u)e^-u = level (Newton's method)."""
-    u = 4.0
-    for _ in range(50):
-        u -= (1.0 - (1.0 + u) * math.exp(-u) - level) / (u * math.exp(-u))
-    return u
-
-
-SETTLE_U = _solve_settle_u(SETTLE_LEVEL)
-
-
-def settle_time_s(time_constant_s: float = DEFAULT_TIME_CONSTANT_S) -> float:
-    """How long the mixer's springs take to bring a shape from 0 to 0.9 (and the others to 0.1)."""
-    return SETTLE_U * time_constant_s / RISE_63
-
-
 def closure_window_s(time_constant_s: float = DEFAULT_TIME_CONSTANT_S) -> float:
     """How long before its release a closure must own the mouth to reach 0.9 and hold it CLOSURE_HOLD_S."""
     return settle_time_s(time_constant_s) + CLOSURE_HOLD_S + CLOSURE_MARGIN_S
@@ -133,11 +114,11 @@ def _phonemes_filling(chunk: AudioChunk) -> list[PhonemeTiming]:
     """The chunk's phonemes, with silence where they leave part of its audio untimed (or none are given)."""
     phonemes = list(chunk.phonemes)
     if not phonemes:
-        return [PhonemeTiming(" ", chunk.start_sample, len(chunk.samples))]
+        return [PhonemeTiming(SILENCE, chunk.start_sample, len(chunk.samples))]
     if phonemes[0].start_sample > chunk.start_sample:
-        phonemes.insert(0, PhonemeTiming(" ", chunk.start_sample, phonemes[0].start_sample - chunk.start_sample))
+        phonemes.insert(0, PhonemeTiming(SILENCE, chunk.start_sample, phonemes[0].start_sample - chunk.start_sample))
     if phonemes[-1].end_sample < chunk.end_sample:
-        phonemes.append(PhonemeTiming(" ", phonemes[-1].end_sample, chunk.end_sample - phonemes[-1].end_sample))
+        phonemes.append(PhonemeTiming(SILENCE, phonemes[-1].end_sample, chunk.end_sample - phonemes[-1].end_sample))
     if phonemes[-1].end_sample > chunk.end_sample:
         raise TimelineError(f"phoneme timings run to sample {phonemes[-1].end_sample}, past the chunk's audio "
                             f"end {chunk.end_sample}; the engine's timings do not match its audio")

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from photoavatar.animate.mixer import MixerConfig, mix, spring_step
+from photoavatar.animate.mixer import MixerConfig, mix
 from photoavatar.speech.types import ProsodyFrame, VisemeEvent
+from photoavatar.spring import spring_step
 
 VECTORS = sorted((Path(__file__).resolve().parents[1] / "vectors").glob("mixer_*.json"))
 SENTENCE = [VisemeEvent("MBP", 0.05, 0.18), VisemeEvent("AI", 0.16, 0.32), VisemeEvent("E", 0.28, 0.40, 0.6),

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from piper.config import SynthesisConfig
 
-from photoavatar.animate.mixer import RISE_63, MixerConfig, VisemeMixer, mix
-from photoavatar.speech import timeline
+from photoavatar.animate.mixer import VisemeMixer, mix
 from photoavatar.speech.phoneme_map import shapes_for
 from photoavatar.speech.piper_engine import group_phonemes
 from photoavatar.speech.timeline import (
@@ -62,11 +61,6 @@ def releases(phonemes, rate: int, viseme: str) -> list[tuple[float, str | None]]
 @pytest.fixture(scope="module")
 def rate(piper_engine) -> int:
     return piper_engine.loaded_voice().sample_rate_hz
-
-
-def test_the_default_time_constant_is_the_mixers():
-    assert timeline.DEFAULT_TIME_CONSTANT_S == MixerConfig().time_constant_s
-    assert timeline.RISE_63 == RISE_63
 
 
 @pytest.mark.parametrize("speed", SPEEDS)

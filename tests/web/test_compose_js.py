@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -15,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CALLER = Path(__file__).with_name("call_js.mjs")
 COMPOSE = ROOT / "photoavatar" / "web" / "compose.js"
 
-pytestmark = pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed (apt-get install nodejs)")
+pytestmark = pytest.mark.usefixtures("node")  # fails with the reason when node is missing
 
 
 def u8(array: np.ndarray) -> dict:
@@ -119,7 +118,7 @@ def test_a_broken_bundle_is_rejected_with_what_is_wrong(change, words):
 
 @pytest.mark.parametrize("loudness", [0.0, 0.35, 1.0, 1.7, -0.2])
 def test_loudness_rule_is_the_same_in_python_and_javascript(loudness):
-    from photoavatar.avatar.compose import jaw_weights
+    from photoavatar.animate.jaw import jaw_weights
 
     weights = {"Rest": 0.1, "AI": 0.45, "O": 0.2, "MBP": 0.05, "WQ": 0.15, "E": 0.05}
     expected = jaw_weights(weights, loudness)
