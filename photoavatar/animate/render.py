@@ -16,9 +16,10 @@ from pathlib import Path
 import av
 import numpy as np
 
+from photoavatar.animate.jaw import jaw_weights
 from photoavatar.animate.mixer import MixerConfig, MixerFrame, VisemeMixer
-from photoavatar.avatar.bundle import load_bundle
-from photoavatar.avatar.compose import compose_frame, jaw_weights, load_assets
+from photoavatar.avatar.bundle import AvatarBundle, load_bundle
+from photoavatar.avatar.compose import compose_frame, load_assets
 from photoavatar.avatar.video import read_mp4
 from photoavatar.speech.types import ProsodyFrame, SpeechSegment, VisemeEvent
 
@@ -98,11 +99,11 @@ def render_talk(*, avatar: Path, text: str, out: Path, voice: str | None = None,
     return Path(out)
 
 
-def write_talk_video(bundle, spoken: SpokenText, out: Path) -> None:
+def write_talk_video(bundle: AvatarBundle, spoken: SpokenText, out: Path) -> None:
     """Encode the composed frames and the speech audio; written beside `out`, renamed when complete."""
     assets = load_assets(bundle)
     idle = read_mp4(bundle.idle_video)
-    fps = int(bundle.manifest["fps"])
+    fps = bundle.manifest.fps
     partial = out.with_name(f".{out.name}.partial.mp4")
     out.parent.mkdir(parents=True, exist_ok=True)
     try:

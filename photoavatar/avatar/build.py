@@ -10,9 +10,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from photoavatar.avatar.atlas import pack_sprites
-from photoavatar.avatar.bundle import AvatarBundle, BundleContents, check_out_folder, write_bundle
-from photoavatar.avatar.crop import Crop, check_size, crop_head_and_shoulders, roi_in_crop
-from photoavatar.avatar.faces import choose_face, find_faces
+from photoavatar.avatar.bundle import IDLE_VIDEO, AvatarBundle, BundleContents, check_out_folder, write_bundle
+from photoavatar.avatar.crop import Crop, check_size, crop_head_and_shoulders, redetected_in_crop, roi_in_crop
+from photoavatar.avatar.faces import COMFORTABLE_FACE_WIDTH_PX, select_face
 from photoavatar.avatar.idle import IdleLoop, make_idle_loop
 from photoavatar.avatar.photo import Photo, load_photo
 from photoavatar.avatar.video import encode_mp4
@@ -34,12 +34,13 @@ def avatarize(photo: Path, out: Path, *, roi: tuple[int, int, int, int] | None =
         report("load")
         loaded = load_photo(Path(photo))
         report("landmarks")
-        crop = _find_and_crop(loaded, face_index, size)
+        crop, notes = _find_and_crop(loaded, face_index, size)
         mouth_box = roi_in_crop(roi, crop, loaded.scale, loaded.photo_size_px) if roi else None
         report("visemes")
         from photoavatar.avatar.mouth import synthesize_mouths
 
         synthesis = synthesize_mouths(crop.image_rgb, crop.face, names)
+        notes += (synthesis.advice,) if synthesis.advice else ()
         sheet = pack_sprites(synthesis.frames, synthesis.mask, names)
         report("idle frames")
         loop = make_idle_loop(crop.image_rgb, crop.face, sheet.rect)
@@ -49,11 +50,11 @@ def avatarize(photo: Path, out: Path, *, roi: tuple[int, int, int, int] | None =
         contents = BundleContents(
             idle_mp4=idle_mp4, atlas_rgba=sheet.atlas_rgba, atlas_layout=sheet.layout, mask=sheet.mask,
             roi=_roi_json(mouth_box or synthesis.mouth_box, loop),
-            manifest_fields=_manifest_fields(loaded, crop, loop, names, synthesis.advice))
+            manifest_fields=_manifest_fields(loaded, crop, loop, names, " ".join(notes) or None))
         bundle = write_bundle(Path(out), contents, force=force)
         report("done")
-    if synthesis.advice:
-        log.info("note: %s", synthesis.advice)
+    for note in notes:
+        log.info("note: %s", note)
     return bundle
 
 
@@ -63,14 +64,25 @@ def _viseme_names(visemes: str | Sequence[str] | None) -> tuple[str, ...]:
     return parse_viseme_list(visemes if isinstance(visemes, str) else ",".join(visemes))
 
 
-def _find_and_crop(loaded: Photo, face_index: int | None, size: int) -> Crop:
-    face = choose_face(find_faces(loaded.image_rgb), face_index, photo_scale=loaded.scale)
-    return crop_head_and_shoulders(loaded.image_rgb, face, size)
+def _find_and_crop(loaded: Photo, face_index: int | None, size: int) -> tuple[Crop, tuple[str, ...]]:
+    from photoavatar.avatar.faces import find_faces
+
+    choice = select_face(find_faces(loaded.image_rgb), face_index, photo_scale=loaded.scale,
+                         image_rgb=loaded.image_rgb)
+    crop = crop_head_and_shoulders(loaded.image_rgb, choice.face, size)
+    notes = choice.notes
+    width_in_photo_px = choice.face.width_px / loaded.scale
+    if width_in_photo_px < COMFORTABLE_FACE_WIDTH_PX:
+        crop = redetected_in_crop(crop)
+        notes += (f"the face is small ({width_in_photo_px:.0f} px wide in the photo): it was enlarged "
+                  f"{crop.scale:.1f}x with Lanczos resampling and its landmarks found again; a photo with a "
+                  f"face of {COMFORTABLE_FACE_WIDTH_PX} px or more looks sharper",)
+    return crop, notes
 
 
 def _encode(loop: IdleLoop) -> bytes:
     with tempfile.TemporaryDirectory(prefix="photoavatar-") as folder:
-        path = Path(folder) / "idle.mp4"
+        path = Path(folder) / IDLE_VIDEO.name
         encode_mp4(loop.frames, path, loop.fps, loop=True)
         return path.read_bytes()
 

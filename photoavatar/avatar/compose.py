@@ -13,53 +13,33 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from photoavatar.avatar.bundle import AvatarBundle
+from photoavatar.avatar.bundle import AvatarBundle, HeadPose
 from photoavatar.avatar.errors import AvatarError
 
-# Loudness rule, as web/compose.js: quiet speech opens the jaw a little less. An open viseme keeps its weight
-# at full loudness and gives up to QUIET_JAW_CLOSE * openness of it to Rest at silence (the blend stays convex).
-QUIET_JAW_CLOSE = 0.2
-JAW_OPENNESS = {"AI": 1.0, "O": 0.8, "E": 0.5, "U": 0.4, "CH": 0.3, "TH": 0.3, "L": 0.3, "R": 0.3, "WQ": 0.3}
 MIN_SPRITE_WEIGHT = 1e-3  # as web/compose.js: lighter sprites change no pixel by more than 0.25 levels
 WARP_MARGIN_PX = 4  # the transformed sprite moves at most a few pixels; warp only this much around it
 
 
 @dataclass(frozen=True)
 class BundleAssets:
+    """The bundle's pixels decoded once, beside the parts of its layout that compose_frame reads."""
+
     sprites: dict[str, np.ndarray]  # viseme -> h x w x 3 float32
     mask: np.ndarray  # h x w float32 in [0, 1]
     placement_px: tuple[int, int]
-    pivot: tuple[float, float]
-    head_track: tuple[tuple[float, float, float], ...]
+    pivot_px: tuple[float, float]
+    head_track: tuple[HeadPose, ...]
 
 
 def load_assets(bundle: AvatarBundle) -> BundleAssets:
-    """Read atlas, mask and roi once; compose_frame then only blends."""
-    layout, roi = bundle.atlas_layout, bundle.roi
+    """Decode atlas and mask once; compose_frame then only blends."""
     with Image.open(bundle.atlas_image) as picture:
         atlas = np.asarray(picture.convert("RGBA"))
     with Image.open(bundle.mask_image) as picture:
         mask = np.asarray(picture.convert("L"), dtype=np.float32) / 255.0
-    sprites = {name: atlas[r["y"]:r["y"] + r["h"], r["x"]:r["x"] + r["w"], :3].astype(np.float32)
-               for name, r in layout["sprites"].items()}
-    placement = (int(layout["placement"]["x"]), int(layout["placement"]["y"]))
-    track = tuple((float(dx), float(dy), float(s)) for dx, dy, s in roi["head_track"])
-    return BundleAssets(sprites, mask, placement, (float(roi["pivot"][0]), float(roi["pivot"][1])), track)
-
-
-def jaw_weights(weights: Mapping[str, float], loudness: float) -> dict[str, float]:
-    """WEIGHTS with open visemes eased toward Rest when speech is quiet (loudness 0..1 from the mixer)."""
-    quiet = 1.0 - min(1.0, max(0.0, loudness))
-    out = dict(weights)
-    released = 0.0
-    for name, openness in JAW_OPENNESS.items():
-        if not out.get(name):
-            continue
-        give = out[name] * QUIET_JAW_CLOSE * openness * quiet
-        out[name] -= give
-        released += give
-    out["Rest"] = out.get("Rest", 0.0) + released
-    return out
+    sprites = {name: atlas[r.y_px:r.y_px + r.height_px, r.x_px:r.x_px + r.width_px, :3].astype(np.float32)
+               for name, r in bundle.atlas_layout.sprites.items()}
+    return BundleAssets(sprites, mask, bundle.atlas_layout.placement_px, bundle.roi.pivot_px, bundle.roi.head_track)
 
 
 def blend_sprites(assets: BundleAssets, weights: Mapping[str, float]) -> np.ndarray:
@@ -95,7 +75,7 @@ def compose_frame(idle_frame: np.ndarray, assets: BundleAssets, frame_index: int
 def _place(layer: np.ndarray, frame_shape, assets: BundleAssets, motion):
     """Warp sprite+alpha through the head transform into the frame window it can reach."""
     dx, dy, scale = motion
-    (px, py), (x0, y0) = assets.pivot, assets.placement_px
+    (px, py), (x0, y0) = assets.pivot_px, assets.placement_px
     h, w = layer.shape[:2]
     # Sprite pixel centre u + 0.5 is base point x0 + u + 0.5, which lands at pivot + s (p - pivot) + d.
     # In the window's pixel-index coordinates (centre j + 0.5) that is j = s u + offset:

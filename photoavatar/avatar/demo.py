@@ -43,7 +43,7 @@ def build_demo_avatar(avatars_dir: Path) -> tuple[AvatarBundle, Path]:
     if bundle is None:
         log.info("building the demo avatar from %s", photo)
         bundle = avatarize(photo, out, force=out.exists())
-    preview = bundle.root / "preview.png"
+    preview = bundle.preview_image
     if not preview.is_file() or preview.stat().st_mtime < bundle.manifest_path.stat().st_mtime:
         write_preview(bundle.root, preview)
     return bundle, preview
@@ -66,6 +66,6 @@ def _reusable(out: Path, photo: Path) -> AvatarBundle | None:
     except AvatarError as error:
         log.info("rebuilding the demo avatar: %s", error)
         return None
-    same_photo = bundle.manifest.get("source_sha256") == hashlib.sha256(photo.read_bytes()).hexdigest()
-    same_version = bundle.manifest.get("generator") == f"photoavatar {__version__}"
+    same_photo = bundle.manifest.source_sha256 == hashlib.sha256(photo.read_bytes()).hexdigest()
+    same_version = bundle.manifest.generator == f"photoavatar {__version__}"
     return bundle if same_photo and same_version else None

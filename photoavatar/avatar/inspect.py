@@ -24,7 +24,7 @@ BACKGROUND = (24, 24, 24)
 
 def write_preview(bundle_path: Path, out: Path | None = None) -> Path:
     bundle = load_bundle(Path(bundle_path))
-    out = Path(out) if out else bundle.root / "preview.png"
+    out = Path(out) if out else bundle.preview_image
     idle = read_mp4(bundle.idle_video)
     tiles = _viseme_tiles(bundle, idle[0]) + _overview_tiles(bundle, idle)
     sheet = _contact_sheet(tiles)
@@ -36,7 +36,7 @@ def write_preview(bundle_path: Path, out: Path | None = None) -> Path:
 def _viseme_tiles(bundle: AvatarBundle, frame0: np.ndarray) -> list[tuple[Image.Image, str]]:
     assets = load_assets(bundle)
     x, y = assets.placement_px
-    w, h = bundle.atlas_layout["sprite_size"]
+    w, h = bundle.atlas_layout.sprite_size_px
     box = _square_around((x, y, w, h), frame0.shape, grow=1.5)
     tiles = []
     for name in bundle.visemes:
@@ -48,10 +48,11 @@ def _viseme_tiles(bundle: AvatarBundle, frame0: np.ndarray) -> list[tuple[Image.
 def _overview_tiles(bundle: AvatarBundle, idle: np.ndarray) -> list[tuple[Image.Image, str]]:
     frame = Image.fromarray(idle[0])
     draw = ImageDraw.Draw(frame)
-    mouth = bundle.roi["mouth"]
-    draw.rectangle([mouth["x"], mouth["y"], mouth["x"] + mouth["w"], mouth["y"] + mouth["h"]], outline=(0, 255, 0))
-    place, (w, h) = bundle.atlas_layout["placement"], bundle.atlas_layout["sprite_size"]
-    draw.rectangle([place["x"], place["y"], place["x"] + w, place["y"] + h], outline=(255, 210, 0))
+    mouth = bundle.roi.mouth
+    draw.rectangle([mouth.x_px, mouth.y_px, mouth.x_px + mouth.width_px, mouth.y_px + mouth.height_px],
+                   outline=(0, 255, 0))
+    (x, y), (w, h) = bundle.atlas_layout.placement_px, bundle.atlas_layout.sprite_size_px
+    draw.rectangle([x, y, x + w, y + h], outline=(255, 210, 0))
     with Image.open(bundle.mask_image) as mask:
         mask_tile = mask.convert("RGB")
     tiles = [(_tile(frame), "ROI (green), sprite (yellow)"), (_tile(mask_tile), "mask")]

@@ -19,10 +19,18 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from photoavatar import __version__
-from photoavatar.live.session import LiveSession, SessionRegistry, SpeechSource, TooManySessions
+from photoavatar.live.protocol import LABELS
+from photoavatar.live.session import LiveSession, SessionRegistry, SpeechSource
 from photoavatar.live.tokens import SessionTokens, TokenError
-from photoavatar.live.webrtc import SignallingError, WebRtcTransport
-from photoavatar.server.avatars import AvatarNotFound, AvatarStore, InvalidAvatarId, check_avatar_id
+from photoavatar.live.transport import LiveError, SessionAccess
+from photoavatar.live.transports import Transports
+from photoavatar.server.avatars import (
+    AvatarNotFound,
+    AvatarStore,
+    InvalidAvatarId,
+    asset_urls,
+    check_avatar_id,
+)
 from photoavatar.server.config import ServerSettings
 from photoavatar.server.jobs import AvatarJobs
 from photoavatar.server.limits import RateLimiter
@@ -30,8 +38,6 @@ from photoavatar.server.limits import RateLimiter
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
-ASSET_FILES = {"idle": "idle.mp4", "atlas": "atlas.png", "atlas_json": "atlas.json", "mask": "mask.png",
-               "roi": "roi.json", "manifest": "avatar.json"}
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
 MAX_SDP_BYTES = 64 * 1024
 
@@ -76,14 +82,15 @@ def create_app(settings: ServerSettings | None = None, speech: SpeechSource | No
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
-        reaper = asyncio.create_task(state.sessions.reap_forever())
-        asyncio.get_running_loop().run_in_executor(state.executor, state.warm_up)
-        try:
-            yield
-        finally:
-            reaper.cancel()
-            await state.sessions.close_all()
-            state.executor.shutdown(wait=False, cancel_futures=True)
+        with state.transports.running():  # the process-wide ICE mode, for as long as the server runs
+            reaper = asyncio.create_task(state.sessions.reap_forever())
+            asyncio.get_running_loop().run_in_executor(state.executor, state.warm_up)
+            try:
+                yield
+            finally:
+                reaper.cancel()
+                await state.sessions.close_all()
+                state.executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="photoavatar", version=__version__, lifespan=lifespan,
                   description="A live, lip-synced talking avatar from one photo. Protocol: docs/protocol.md.")
@@ -107,6 +114,7 @@ class _ServerState:
                                            initializer=_yield_cpu_to_audio)
         self.sessions = SessionRegistry(speech, self.executor, settings.max_sessions, settings.session_ttl_s,
                                         settings.connect_timeout_s)
+        self.transports = Transports(settings.transport)
         self.tokens = SessionTokens(settings.session_secret)
         self.avatars = AvatarStore(settings.avatars_dir)
         self.jobs = AvatarJobs()
@@ -120,13 +128,6 @@ class _ServerState:
                 pass
         except Exception as error:  # the first /speak will report it to the client
             log.warning("speech warm-up failed: %s", error)
-
-    def new_transport(self, session_hint: str):
-        if self.settings.uses_livekit:
-            from photoavatar.live.livekit import LiveKitTransport
-
-            return LiveKitTransport.from_settings(self.settings, room=session_hint)
-        return WebRtcTransport(self.settings.ice_servers, loopback_only=self.settings.ice_loopback)
 
 
 def _yield_cpu_to_audio() -> None:
@@ -191,22 +192,17 @@ def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
         if body.voice_id is not None and body.voice_id not in known_voices:
             raise _http(400, f"unknown voice {body.voice_id!r}: GET /voices lists the voices "
                              f"({', '.join(sorted(known_voices)) or 'none'})")
-        if len(state.sessions) >= state.sessions.max_sessions:
-            raise _http(429, f"the server is at its limit of {state.sessions.max_sessions} open sessions: "
-                             "try again when one ends")
         try:
-            transport = state.new_transport(body.avatar_id)
-            session = state.sessions.open(body.avatar_id, body.voice_id, transport)
-        except TooManySessions as error:
-            raise _http(429, str(error)) from None
+            session = state.sessions.open(body.avatar_id, body.voice_id,
+                                          lambda: state.transports.new(room_hint=body.avatar_id))
+        except LiveError as error:
+            raise _http(error.http_status, str(error)) from None
         return await _session_answer(state, session, request)
 
     @app.post("/sessions/{session_id}/offer", status_code=201, summary="WHEP-style signalling: SDP offer in, answer out",
               response_class=Response)
     async def offer(session_id: str, request: Request, authorization: str | None = Header(None)) -> Response:
         session = _authorised_session(state, session_id, authorization)
-        if not isinstance(session.transport, WebRtcTransport):
-            raise _http(400, "this session uses LiveKit: join the room with the url and token /session-live returned")
         if not request.headers.get("content-type", "").startswith("application/sdp"):
             raise _http(415, "send the SDP offer as the body with Content-Type: application/sdp")
         body = await request.body()
@@ -214,9 +210,8 @@ def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
             raise _http(413, f"the SDP offer is larger than {MAX_SDP_BYTES} bytes")
         try:
             answer = await session.transport.answer(body.decode("utf-8", errors="replace"))
-        except SignallingError as error:
-            status = 409 if session.transport.signalled and "already" in str(error) else 400
-            raise _http(status, str(error)) from None
+        except LiveError as error:
+            raise _http(error.http_status, str(error)) from None
         return Response(answer, status_code=201, media_type="application/sdp",
                         headers={"Location": str(request.url)})
 
@@ -250,25 +245,28 @@ def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
         return [{"voice_id": v.voice_id, "name": v.name, "language": v.language, "engine": v.engine}
                 for v in state.voices]
 
+    @app.get("/limits", summary="the limits this server enforces (the page sizes its text box from them)")
+    async def limits() -> dict:
+        settings = state.settings
+        return {"max_text_chars": settings.max_text_chars, "requests_per_minute": settings.requests_per_minute,
+                "sessions_per_minute": settings.sessions_per_minute, "max_sessions": settings.max_sessions,
+                "session_ttl_s": settings.session_ttl_s, "max_photo_bytes": MAX_PHOTO_BYTES}
+
 
 async def _session_answer(state: _ServerState, session: LiveSession, request: Request) -> dict:
-    transport = session.transport
     expires = datetime.fromtimestamp(session.expires_at_s, tz=UTC).isoformat().replace("+00:00", "Z")
     session_token = state.tokens.mint(session.session_id, session.expires_at_s)
-    if transport.kind == "livekit":
-        try:
-            await asyncio.wait_for(transport.start(), timeout=state.settings.connect_timeout_s)
-        except Exception as error:  # the SDK raises its own types; the user needs the URL and the reason
-            await state.sessions.close(session.session_id)
-            raise _http(502, f"cannot join the LiveKit room at {transport.url} ({error or type(error).__name__}): "
-                             "check LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET") from None
-        url, token = transport.url, transport.client_token(session.session_id, session.expires_at_s)
-    else:
-        url, token = str(request.url_for("offer", session_id=session.session_id)), session_token
-    assets = {key: f"/avatars/{session.avatar_id}/{name}" for key, name in ASSET_FILES.items()}
-    return {"session_id": session.session_id, "transport": transport.kind, "url": url, "token": token,
-            "session_token": session_token,
-            "labels": {"viseme": "viseme", "prosody": "prosody"}, "assets": assets, "expires_at": expires,
+    access = SessionAccess(session.session_id, session_token,
+                           str(request.url_for("offer", session_id=session.session_id)), session.expires_at_s)
+    try:
+        connect = await session.transport.open(access)
+    except LiveError as error:
+        await state.sessions.close(session.session_id)
+        raise _http(error.http_status, str(error)) from None
+    assets = asset_urls(session.avatar_id)
+    return {"session_id": session.session_id, "transport": session.transport.kind, "url": connect.url,
+            "token": connect.token, "session_token": session_token,
+            "labels": {label: label for label in LABELS}, "assets": assets, "expires_at": expires,
             "ice_servers": state.settings.ice_servers}
 
 

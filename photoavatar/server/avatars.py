@@ -1,7 +1,7 @@
 """The avatars folder behind the public-read, authenticated-write routes.
 
-Ids are short slugs checked against one pattern, and files against the bundle's list of names, so no
-request can name a path outside the folder.
+Ids are short slugs checked against one pattern, and files against the bundle's file table
+(avatar/bundle.py BUNDLE_FILES), so no request can name a path outside the folder.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import re
 import shutil
 from pathlib import Path
 
+from photoavatar.avatar.bundle import BUNDLE_FILES, MANIFEST, BundleFile
+
 AVATAR_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-BUNDLE_FILES = {"avatar.json": "application/json", "idle.mp4": "video/mp4", "atlas.png": "image/png",
-                "atlas.json": "application/json", "mask.png": "image/png", "roi.json": "application/json",
-                "preview.png": "image/png"}
+FILES_BY_NAME: dict[str, BundleFile] = {file.name: file for file in BUNDLE_FILES}
 RESERVED_IDS = {"jobs"}  # path segments the API itself uses under /avatars/
 
 
@@ -32,6 +32,11 @@ def check_avatar_id(avatar_id: str) -> str:
     return avatar_id
 
 
+def asset_urls(avatar_id: str) -> dict[str, str]:
+    """The /session-live `assets`: key -> URL path of each file a client loads (docs/protocol.md)."""
+    return {file.asset_key: f"/avatars/{avatar_id}/{file.name}" for file in BUNDLE_FILES if file.asset_key}
+
+
 class AvatarStore:
     def __init__(self, root: Path):
         self.root = root.resolve()
@@ -40,7 +45,7 @@ class AvatarStore:
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir()
-                      if AVATAR_ID_RE.match(p.name) and (p / "avatar.json").is_file())
+                      if AVATAR_ID_RE.match(p.name) and (p / MANIFEST.name).is_file())
 
     def folder(self, avatar_id: str) -> Path:
         """The bundle folder of an id (which may not exist yet); the id is validated first."""
@@ -51,17 +56,18 @@ class AvatarStore:
 
     def existing(self, avatar_id: str) -> Path:
         folder = self.folder(avatar_id)
-        if not (folder / "avatar.json").is_file():
+        if not (folder / MANIFEST.name).is_file():
             raise AvatarNotFound(f"no avatar {avatar_id!r}: GET /avatars lists the ids, POST /avatars creates one")
         return folder
 
     def file(self, avatar_id: str, name: str) -> tuple[Path, str]:
-        if name not in BUNDLE_FILES:
-            raise AvatarNotFound(f"bundles have no file {name[:80]!r}; they have {', '.join(sorted(BUNDLE_FILES))}")
+        file = FILES_BY_NAME.get(name)
+        if file is None:
+            raise AvatarNotFound(f"bundles have no file {name[:80]!r}; they have {', '.join(sorted(FILES_BY_NAME))}")
         path = self.existing(avatar_id) / name
         if not path.is_file():
             raise AvatarNotFound(f"avatar {avatar_id!r} has no {name}")
-        return path, BUNDLE_FILES[name]
+        return path, file.media_type
 
     def delete(self, avatar_id: str) -> None:
         shutil.rmtree(self.existing(avatar_id))

@@ -55,7 +55,7 @@ def _frames_where(timeline, fps, predicate):
 def test_rendered_mouth_closes_on_bilabials_and_opens_on_vowels(talk, built_bundle):
     out, timeline, _ = talk
     frames = read_mp4(out)
-    fps = built_bundle("grace_hopper.jpg").manifest["fps"]
+    fps = built_bundle("grace_hopper.jpg").manifest.fps
     closed = _frames_where(timeline, fps, lambda w: w["MBP"] >= 0.9)
     open_ = _frames_where(timeline, fps, lambda w: w["AI"] + w["O"] + w["E"] >= 0.8)
     assert closed and open_

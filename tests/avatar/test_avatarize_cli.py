@@ -104,7 +104,7 @@ def test_second_of_two_people_with_face_1(capsys, tmp_path, faces_dir):
 
 def test_biden_small_face_in_a_full_body_shot(built_bundles):
     built = built_bundles("biden.jpg")
-    assert built.bundle.manifest["frame_size"][1] == 512
+    assert built.bundle.manifest.frame_size_px[1] == 512
     assert len(detect_faces(built.idle[0])) == 1
 
 
@@ -143,7 +143,7 @@ def test_huge_photo_from_a_pipe_logs_plain_lines(tmp_path, inputs, faces_dir):
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "avatarize: landmarks (2/6)" in result.stderr and "\x1b[" not in result.stderr
-    assert load_bundle(tmp_path / "huge").manifest["frame_size"][1] == 512
+    assert load_bundle(tmp_path / "huge").manifest.frame_size_px[1] == 512
 
 
 def test_a_bad_photo_in_a_separate_process_exits_2_without_traceback(tmp_path, inputs):

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import shutil
 from dataclasses import replace
@@ -8,20 +9,34 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from photoavatar.avatar.bundle import BundleContents, load_bundle, write_bundle
+from photoavatar.avatar.bundle import (
+    BUNDLE_FILES,
+    HASHED_FILES,
+    MANIFEST,
+    BundleContents,
+    HeadPose,
+    Rect,
+    load_bundle,
+    write_bundle,
+)
 from photoavatar.avatar.errors import AvatarError
 from photoavatar.visemes import VISEMES
 
 
+def _json(path) -> dict:
+    return json.loads(path.read_text())
+
+
 def _contents_of(bundle) -> BundleContents:
-    manifest = bundle.manifest
+    """The bundle's files as the writer takes them: the JSON documents exactly as they are on disk."""
+    manifest = _json(bundle.manifest_path)
     fields = {k: manifest[k] for k in ("source_sha256", "frame_size", "fps", "frame_count", "duration_s",
                                        "visemes", "photo_advice")}
     return BundleContents(
         idle_mp4=bundle.idle_video.read_bytes(),
         atlas_rgba=np.asarray(Image.open(bundle.atlas_image)),
-        atlas_layout=bundle.atlas_layout, mask=np.asarray(Image.open(bundle.mask_image)),
-        roi=bundle.roi, manifest_fields=fields)
+        atlas_layout=_json(bundle.atlas_json), mask=np.asarray(Image.open(bundle.mask_image)),
+        roi=_json(bundle.roi_json), manifest_fields=fields)
 
 
 def _siblings(folder):
@@ -29,37 +44,35 @@ def _siblings(folder):
 
 
 def test_manifest_describes_the_bundle(hopper, faces_dir):
-    import hashlib
-
     manifest = hopper.bundle.manifest
-    assert manifest["format_version"] == 1 and manifest["generator"].startswith("photoavatar ")
-    assert manifest["source_sha256"] == hashlib.sha256((faces_dir / "grace_hopper.jpg").read_bytes()).hexdigest()
-    assert manifest["visemes"] == list(VISEMES)
-    assert manifest["frame_size"] == [hopper.idle.shape[2], hopper.idle.shape[1]]
-    assert manifest["duration_s"] == pytest.approx(manifest["frame_count"] / manifest["fps"])
-    assert manifest["created_at"].endswith("Z")
+    assert manifest.format_version == 1 and manifest.generator.startswith("photoavatar ")
+    assert manifest.source_sha256 == hashlib.sha256((faces_dir / "grace_hopper.jpg").read_bytes()).hexdigest()
+    assert manifest.visemes == tuple(VISEMES)
+    assert manifest.frame_size_px == (hopper.idle.shape[2], hopper.idle.shape[1])
+    assert manifest.duration_s == pytest.approx(manifest.frame_count / manifest.fps)
+    assert manifest.created_at.endswith("Z")
     for name in ("idle.mp4", "atlas.png", "atlas.json", "mask.png", "roi.json"):
-        assert manifest["files"][name]["bytes"] == (hopper.bundle.root / name).stat().st_size
+        assert manifest.files[name].size_bytes == (hopper.bundle.root / name).stat().st_size
 
 
 def test_atlas_holds_one_opaque_sprite_per_viseme(hopper):
     layout = hopper.bundle.atlas_layout
     atlas = np.asarray(Image.open(hopper.bundle.atlas_image))
     assert atlas.shape[2] == 4
-    w, h = layout["sprite_size"]
+    w, h = layout.sprite_size_px
     for name in VISEMES:
-        rect = layout["sprites"][name]
-        assert (rect["w"], rect["h"]) == (w, h)
-        assert (atlas[rect["y"]:rect["y"] + h, rect["x"]:rect["x"] + w, 3] == 255).all()
-    rest, ai = (layout["sprites"][n] for n in ("Rest", "AI"))
-    rest_px = atlas[rest["y"]:rest["y"] + h, rest["x"]:rest["x"] + w, :3].astype(int)
-    ai_px = atlas[ai["y"]:ai["y"] + h, ai["x"]:ai["x"] + w, :3].astype(int)
+        rect = layout.sprites[name]
+        assert (rect.width_px, rect.height_px) == (w, h)
+        assert (atlas[rect.y_px:rect.y_px + h, rect.x_px:rect.x_px + w, 3] == 255).all()
+    rest, ai = (layout.sprites[n] for n in ("Rest", "AI"))
+    rest_px = atlas[rest.y_px:rest.y_px + h, rest.x_px:rest.x_px + w, :3].astype(int)
+    ai_px = atlas[ai.y_px:ai.y_px + h, ai.x_px:ai.x_px + w, :3].astype(int)
     assert np.abs(rest_px - ai_px).mean() > 2  # the sprites really differ
 
 
 def test_mask_is_feathered_8_to_16_px(hopper):
     mask = np.asarray(Image.open(hopper.bundle.mask_image)).astype(np.float64) / 255
-    assert mask.shape == tuple(reversed(hopper.bundle.atlas_layout["sprite_size"]))
+    assert mask.shape == tuple(reversed(hopper.bundle.atlas_layout.sprite_size_px))
     # Along the normal of a smooth ramp, the 10 % and 90 % levels lie ramp-width apart: for every pixel on
     # the 50 % level, the distances to the <= 10 % region and to the >= 90 % region add up to that width.
     to_outside = ndimage.distance_transform_edt(mask > 0.1)
@@ -134,7 +147,7 @@ def test_force_replaces_only_after_the_new_bundle_is_complete(hopper, tmp_path):
     assert load_bundle(out).manifest == first.manifest  # the old bundle survives a failed rebuild
     assert _siblings(tmp_path) == ["avatar"]
     second = write_bundle(out, good, force=True)
-    assert second.manifest["files"] == first.manifest["files"] and _siblings(tmp_path) == ["avatar"]
+    assert second.manifest.files == first.manifest.files and _siblings(tmp_path) == ["avatar"]
 
 
 def test_force_never_replaces_a_folder_that_is_not_a_bundle(hopper, tmp_path):
@@ -144,3 +157,48 @@ def test_force_never_replaces_a_folder_that_is_not_a_bundle(hopper, tmp_path):
     with pytest.raises(AvatarError, match="not an avatar bundle"):
         write_bundle(precious, _contents_of(hopper.bundle), force=True)
     assert (precious / "thesis.txt").read_text() == "years of work"
+
+
+def test_the_typed_bundle_is_what_the_json_files_say(hopper):
+    """One parse of avatar.json, atlas.json and roi.json (docs/bundle.md) into the values compose and render read."""
+    bundle = hopper.bundle
+    atlas, roi, manifest = _json(bundle.atlas_json), _json(bundle.roi_json), _json(bundle.manifest_path)
+    assert bundle.atlas_layout.sprite_size_px == tuple(atlas["sprite_size"])
+    assert bundle.atlas_layout.placement_px == (atlas["placement"]["x"], atlas["placement"]["y"])
+    assert bundle.atlas_layout.sprites == {name: Rect(r["x"], r["y"], r["w"], r["h"])
+                                           for name, r in atlas["sprites"].items()}
+    mouth = roi["mouth"]
+    assert bundle.roi.mouth == Rect(mouth["x"], mouth["y"], mouth["w"], mouth["h"])
+    assert bundle.roi.pivot_px == tuple(roi["pivot"]) and bundle.roi.fps == roi["fps"] == manifest["fps"]
+    assert bundle.roi.head_track == tuple(HeadPose(*row) for row in roi["head_track"])
+    assert bundle.roi.frame_count == manifest["frame_count"] == bundle.manifest.frame_count
+    assert {name: (f.sha256, f.size_bytes) for name, f in bundle.manifest.files.items()} == \
+        {name: (f["sha256"], f["bytes"]) for name, f in manifest["files"].items()}
+
+
+def test_a_bundle_without_the_optional_fields_still_loads(hopper, tmp_path):
+    """Bundles written before photo_advice/created_at/roi fps existed keep loading (docs/bundle.md)."""
+    copy = tmp_path / "copy"
+    shutil.copytree(hopper.bundle.root, copy)
+    roi = _json(copy / "roi.json")
+    del roi["fps"]
+    (copy / "roi.json").write_text(json.dumps(roi))
+    manifest = _json(copy / MANIFEST.name)
+    for optional in ("photo_advice", "created_at", "generator"):
+        del manifest[optional]
+    blob = (copy / "roi.json").read_bytes()
+    manifest["files"]["roi.json"] = {"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob)}
+    (copy / MANIFEST.name).write_text(json.dumps(manifest))
+    loaded = load_bundle(copy)
+    assert loaded.roi.fps == hopper.bundle.manifest.fps and loaded.roi.head_track == hopper.bundle.roi.head_track
+    assert loaded.manifest.photo_advice is None and loaded.manifest.created_at is None
+
+
+def test_the_file_table_names_every_file_avatarize_writes(hopper):
+    """BUNDLE_FILES is the one list: what avatarize writes and hashes, each with the media type served."""
+    on_disk = {path.name for path in hopper.bundle.root.iterdir()}
+    assert {f.name for f in HASHED_FILES} | {MANIFEST.name} == on_disk
+    assert set(hopper.bundle.manifest.files) == {f.name for f in HASHED_FILES}
+    media = {f.name: f.media_type for f in BUNDLE_FILES}
+    assert media["idle.mp4"] == "video/mp4" and media["atlas.png"] == media["mask.png"] == "image/png"
+    assert media["atlas.json"] == media["roi.json"] == media["avatar.json"] == "application/json"

@@ -66,7 +66,7 @@ def test_sprite_follows_the_head_track(hopper, assets):
     dx, dy, scale = assets.head_track[index]
     assert abs(dx) > 0.5
     composed = compose_frame(hopper.idle[index], assets, index, {"AI": 1.0}, nod_px=0.7)
-    (x, y), (px, py) = assets.placement_px, assets.pivot
+    (x, y), (px, py) = assets.placement_px, assets.pivot_px
     solid = ndimage.binary_erosion(assets.mask == 1.0, iterations=3)
     v, u = np.nonzero(solid)
     # Frame pixels whose centres map back into the solid core, and where in the sprite they came from.

@@ -27,9 +27,9 @@ def apertures(hopper):
 
 def test_loop_is_4_to_6_seconds_at_25_fps(hopper):
     count = len(hopper.idle)
-    assert hopper.bundle.manifest["fps"] == 25 and hopper.bundle.manifest["frame_count"] == count
+    assert hopper.bundle.manifest.fps == 25 and hopper.bundle.manifest.frame_count == count
     assert 4.0 <= count / 25 <= 6.0
-    assert len(hopper.bundle.roi["head_track"]) == count
+    assert len(hopper.bundle.roi.head_track) == count
 
 
 @pytest.mark.parametrize("portrait", ["grace_hopper.jpg", "biden.jpg"])
@@ -43,7 +43,7 @@ def test_last_frame_flows_into_the_first(built_bundles, portrait):
 
 def test_the_loop_frames_themselves_are_seamless(hopper):
     crop, layout = hopper.crop, hopper.bundle.atlas_layout
-    rect = (layout["placement"]["x"], layout["placement"]["y"], *layout["sprite_size"])
+    rect = (*layout.placement_px, *layout.sprite_size_px)
     frames = make_idle_loop(crop.image_rgb, crop.face, rect).frames.astype(np.int16)
     neighbours = np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))
     wrap = np.abs(frames[-1] - frames[0]).mean()
@@ -82,14 +82,14 @@ def test_head_sways_and_breathes_by_at_most_2_px(hopper):
 def test_head_track_locks_the_mouth_overlay_within_half_a_pixel(built_bundles, portrait):
     hopper = built_bundles(portrait)
     layout, roi = hopper.bundle.atlas_layout, hopper.bundle.roi
-    x, y = layout["placement"]["x"], layout["placement"]["y"]
-    w, h = layout["sprite_size"]
+    x, y = layout.placement_px
+    w, h = layout.sprite_size_px
     window = (slice(y, y + h), slice(x, x + w))
     centre = np.array([x + w / 2, y + h / 2])
-    pivot = np.array(roi["pivot"])
+    pivot = np.array(roi.pivot_px)
     drifts = []
     for index in range(0, len(hopper.idle), 2):
-        dx, dy, scale = roi["head_track"][index]
+        dx, dy, scale = roi.head_track[index]
         expected = pivot + scale * (centre - pivot) + (dx, dy) - centre
         measured = np.array(_shift_px(hopper.idle[0], hopper.idle[index], window))
         drifts.append(np.linalg.norm(measured - expected))
@@ -98,8 +98,8 @@ def test_head_track_locks_the_mouth_overlay_within_half_a_pixel(built_bundles, p
 
 def test_first_frame_is_the_photo_and_the_border_never_moves(hopper):
     crop = hopper.crop
-    x, y = hopper.bundle.atlas_layout["placement"]["x"], hopper.bundle.atlas_layout["placement"]["y"]
-    w, h = hopper.bundle.atlas_layout["sprite_size"]
+    x, y = hopper.bundle.atlas_layout.placement_px
+    w, h = hopper.bundle.atlas_layout.sprite_size_px
     loop = make_idle_loop(crop.image_rgb, crop.face, (x, y, w, h))
     assert np.array_equal(loop.frames[0], crop.image_rgb)
     border = np.ones(crop.image_rgb.shape[:2], bool)
