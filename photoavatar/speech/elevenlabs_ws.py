@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosedError, ConnectionClosedOK, Inv
 from websockets.sync.client import connect
 
 from photoavatar.speech.character_timing import RawChunk
-from photoavatar.speech.elevenlabs import ElevenLabsConfig, decode_audio, http_error
+from photoavatar.speech.elevenlabs_api import ElevenLabsConfig, decode_audio, http_error
 from photoavatar.speech.engine import SpeechError
 
 VOICE_SETTINGS = {"stability": 0.5, "similarity_boost": 0.75}

@@ -332,3 +332,11 @@ def test_clone_voice_checks_its_samples_before_uploading(fake, tmp_path):
     with pytest.raises(SpeechError, match="needs a name"):
         clone_voice(" ", [write_wav(tmp_path / "ok.wav")])
     assert fake.requests == []
+
+
+def test_the_voice_list_retries_rate_limits_with_the_same_helper_as_speech(fake):
+    fake.rate_limit_next = 2
+    assert list_voices()
+    fake.rate_limit_next = 100
+    with pytest.raises(SpeechError, match="rate-limiting"):
+        list_voices()
