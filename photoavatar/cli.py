@@ -15,10 +15,6 @@ from photoavatar import __version__
 log = logging.getLogger("photoavatar")
 
 
-class CliError(Exception):
-    """An error whose message is the whole story for the user (no traceback)."""
-
-
 def _parse_roi(text: str) -> tuple[int, int, int, int]:
     try:
         x, y, w, h = (int(part) for part in text.split(","))
@@ -157,7 +153,7 @@ def _is_user_error(error: Exception) -> bool:
     from photoavatar.speech.engine import SpeechError
     from photoavatar.visemes import UnknownVisemeError
 
-    known: tuple[type[Exception], ...] = (CliError, SpeechError, UnknownVisemeError, FileNotFoundError, FileExistsError)
+    known: tuple[type[Exception], ...] = (SpeechError, UnknownVisemeError, FileNotFoundError, FileExistsError)
     try:
         from photoavatar.avatar.errors import AvatarError
         known += (AvatarError,)
