@@ -2,6 +2,7 @@
 
 The file is `$PHOTOAVATAR_SETTINGS`, else `~/.config/photoavatar/settings.toml`. Keys are the lower-case
 names of the environment variables (`elevenlabs_api_key = "..."`); the environment wins over the file.
+The settings are listed in README.md ("Serving"); the ElevenLabs ones in speech/elevenlabs_api.py.
 """
 
 from __future__ import annotations
@@ -35,3 +36,29 @@ def setting(name: str, default: str | None = None) -> str | None:
         return value
     found = _file_settings(settings_path()).get(name.lower())
     return str(found) if found not in (None, "") else default
+
+
+def int_setting(name: str, default: int, low: int, high: int) -> int:
+    """Setting NAME as a whole number in [LOW, HIGH], DEFAULT when unset; a clear error otherwise."""
+    raw = setting(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"setting {name} must be a whole number from {low} to {high}, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"setting {name} must be from {low} to {high}, got {value}")
+    return value
+
+
+# The one thread-count setting of speech synthesis: onnxruntime threads per Piper run, and the server's synthesis
+# workers (utterances prepared at once). 2 gives Piper's first chunk about a third sooner on 2 cores than 1
+# (bench/speech.py); more than 4 only adds contention.
+TTS_THREADS = "PHOTOAVATAR_TTS_THREADS"
+MIN_TTS_THREADS, MAX_TTS_THREADS, DEFAULT_TTS_THREADS = 1, 4, 2
+
+
+def tts_threads() -> int:
+    """PHOTOAVATAR_TTS_THREADS: 1 to 4, default 2."""
+    return int_setting(TTS_THREADS, DEFAULT_TTS_THREADS, MIN_TTS_THREADS, MAX_TTS_THREADS)

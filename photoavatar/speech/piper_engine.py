@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from photoavatar.settings import setting
+from photoavatar.settings import DEFAULT_TTS_THREADS, MAX_TTS_THREADS, MIN_TTS_THREADS, TTS_THREADS, setting
 from photoavatar.speech.engine import SpeechError
 from photoavatar.speech.ipa import PAD, SENTENCE_BEGIN, SENTENCE_END, group_sounds
 from photoavatar.speech.text import prepare_text, split_clauses, split_sentences
@@ -241,16 +241,17 @@ class PiperEngine:
     """SpeechEngine over Piper voices: the bundled voice, a voice from PIPER_VOICES_DIR, or a .onnx path.
 
     One instance may be shared by many sessions and driven from worker threads: model runs are serialised.
-    THREADS is onnxruntime's thread count per run; 2 gives the first chunk about a third sooner on 2 cores
-    (see bench/speech.py), 1 leaves a core free for the rest of the pipeline.
+    THREADS is onnxruntime's thread count per run (the PHOTOAVATAR_TTS_THREADS range, settings.py); 2 gives the
+    first chunk about a third sooner on 2 cores (see bench/speech.py), 1 leaves a core free for the rest.
     """
 
     name = "piper"
 
-    def __init__(self, voice: str | Path | None = None, *, threads: int = 2,
+    def __init__(self, voice: str | Path | None = None, *, threads: int = DEFAULT_TTS_THREADS,
                  first_chunk_max_words: int = FIRST_CHUNK_MAX_WORDS, cache_dir: Path | None = None):
-        if threads not in (1, 2, 3, 4):
-            raise SpeechError(f"threads must be 1 to 4 (onnxruntime threads per synthesis), got {threads!r}")
+        if threads not in range(MIN_TTS_THREADS, MAX_TTS_THREADS + 1):
+            raise SpeechError(f"threads must be {MIN_TTS_THREADS} to {MAX_TTS_THREADS} (onnxruntime threads per "
+                              f"synthesis, setting {TTS_THREADS}), got {threads!r}")
         self.threads = threads
         self.first_chunk_max_words = first_chunk_max_words
         self._cache_dir = cache_dir
