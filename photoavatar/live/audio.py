@@ -17,10 +17,12 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-SAMPLE_RATE_HZ = 48000
+from photoavatar.live.interruption import Interruption
+from photoavatar.live.protocol import RTP_CLOCK_HZ, RTP_MODULO
+
+SAMPLE_RATE_HZ = RTP_CLOCK_HZ  # the track runs at the Opus RTP clock, so stream samples are RTP ticks
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz: one Opus frame
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE_HZ
-RTP_MODULO = 2**32
 _TIME_BASE = fractions.Fraction(1, SAMPLE_RATE_HZ)
 _SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 LATE_AFTER_S = 2 * FRAME_S  # a frame this late would drain a minimal receiver jitter buffer (audible)
@@ -74,21 +76,28 @@ class Playout:
 
     All methods run on the event loop thread. `position_samples` counts every sample sent since the start
     of the stream (silence included): it is the stream clock the transports map to RTP time.
+    `drop_downstream` is the transport's own buffer of audio already taken from here (LiveKit's SDK queue):
+    an interruption empties it too.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, drop_downstream: Callable[[], None] | None = None) -> None:
         self._playing: _Playing | None = None
+        self._drop_downstream = drop_downstream
         self.position_samples = 0
         self.underrun_frames = 0  # frames padded with silence because the engine was late mid-utterance
-        self.on_cut: list[Callable[[], None]] = []  # transports that buffer audio downstream drop it here
 
     @property
     def current_utterance(self) -> str | None:
         return self._playing.utterance_id if self._playing else None
 
-    def start(self, utterance_id: str, on_first_sample: Callable[[int], None], on_drained: Callable[[], None]) -> None:
-        """Make this utterance the one that plays next (replacing any other: there is only ever one)."""
+    def start(self, utterance_id: str, interruption: Interruption, on_first_sample: Callable[[int], None],
+              on_drained: Callable[[], None]) -> None:
+        """Make this utterance the one that plays next (replacing any other: there is only ever one).
+
+        When INTERRUPTION fires, its audio is dropped at once: the next frame is silence.
+        """
         self._playing = _Playing(utterance_id, on_first_sample, on_drained)
+        interruption.subscribe(lambda _: self._drop(utterance_id))
 
     def feed(self, utterance_id: str, samples_48k: np.ndarray) -> None:
         playing = self._playing_if(utterance_id)
@@ -103,13 +112,12 @@ class Playout:
             if playing.pending_samples == 0:  # everything already sent (or an utterance with no audio)
                 self._finish()
 
-    def cut(self) -> str | None:
-        """Drop what is playing at once (the next frame is silence); returns the utterance id cut, if any."""
-        cut_id = self.current_utterance
+    def _drop(self, utterance_id: str) -> None:
+        if self._playing_if(utterance_id) is None:
+            return  # it had played out already
         self._playing = None
-        for listener in self.on_cut:
-            listener()
-        return cut_id
+        if self._drop_downstream is not None:
+            self._drop_downstream()
 
     def next_frame(self) -> np.ndarray:
         playing = self._playing

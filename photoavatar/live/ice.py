@@ -5,6 +5,10 @@ mDNS names, so two peers on one machine normally meet on a LAN address or throug
 loopback mode the process gathers only 127.0.0.1 and ignores a client's candidates that are not loopback,
 so no packet leaves loopback: what the tests and benchmarks need. Browsers ignore loopback candidates
 unless told (Chromium: `--allow-loopback-in-peer-connection`), so the mode is off by default.
+
+What a process gathers is aioice's process-wide choice: the server sets it once, at start, from its settings
+(`live.transports.Transports.running`), and puts aioice back as it was at shutdown. Importing this module
+changes nothing.
 """
 
 from __future__ import annotations
@@ -13,23 +17,20 @@ import ipaddress
 
 import aioice.ice
 
-_original_host_addresses = aioice.ice.get_host_addresses
-_loopback_only = False
+_aioice_host_addresses = aioice.ice.get_host_addresses
 
 
-def _host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
-    if _loopback_only:
-        return ["127.0.0.1"] if use_ipv4 else []
-    return _original_host_addresses(use_ipv4, use_ipv6)
-
-
-aioice.ice.get_host_addresses = _host_addresses
+def _loopback_host_addresses(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+    return ["127.0.0.1"] if use_ipv4 else []
 
 
 def restrict_to_loopback(enabled: bool) -> None:
     """Gather only 127.0.0.1 in this process (True) or every interface, as aioice does (False)."""
-    global _loopback_only
-    _loopback_only = enabled
+    aioice.ice.get_host_addresses = _loopback_host_addresses if enabled else _aioice_host_addresses
+
+
+def restricted_to_loopback() -> bool:
+    return aioice.ice.get_host_addresses is _loopback_host_addresses
 
 
 def loopback_candidates_only(sdp: str) -> str:

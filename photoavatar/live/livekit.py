@@ -11,18 +11,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime
-import json
 import logging
 import time
 
 from livekit import api, rtc
 
+from photoavatar.live import protocol
 from photoavatar.live.audio import FRAME_SAMPLES, RTP_MODULO, SAMPLE_RATE_HZ, Playout
+from photoavatar.live.transport import ConnectInfo, SessionAccess, SignallingError, TransportUnavailable
 
 log = logging.getLogger(__name__)
 
 AVATAR_IDENTITY = "avatar"
 QUEUE_MS = 150  # what the SDK may buffer: short, since a barge-in can only drop what is still queued here
+
+
+JOIN_TIMEOUT_S = 30.0
 
 
 class LiveKitConfigError(ValueError):
@@ -41,13 +45,15 @@ class LiveKitTransport:
     kind = "livekit"
     anchor = "onset"
 
-    def __init__(self, url: str, api_key: str, api_secret: str, room: str, queue_ms: int = QUEUE_MS):
+    def __init__(self, url: str, api_key: str, api_secret: str, room: str, queue_ms: int = QUEUE_MS,
+                 join_timeout_s: float = JOIN_TIMEOUT_S):
         if not (url and api_key and api_secret):
             raise LiveKitConfigError("LiveKit needs LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET together")
         self.url, self.room_name = url, room
         self._api_key, self._api_secret = api_key, api_secret
-        self.playout = Playout()
+        self.playout = Playout(drop_downstream=self._drop_queued_audio)
         self.queue_ms = queue_ms
+        self.join_timeout_s = join_timeout_s
         self.room: rtc.Room | None = None
         self.source: rtc.AudioSource | None = None
         self._participant = None  # the room's local participant once joined
@@ -57,10 +63,9 @@ class LiveKitTransport:
         self._closed = False
         self.frames_sent = 0
 
-    @classmethod
-    def from_settings(cls, settings, room: str) -> LiveKitTransport:
-        unique_room = f"photoavatar-{room}-{int(time.time() * 1000) % 10**8}"
-        return cls(settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret, unique_room)
+    @staticmethod
+    def unique_room(room_hint: str) -> str:
+        return f"photoavatar-{room_hint}-{int(time.time() * 1000) % 10**8}"
 
     # -- tokens ------------------------------------------------------------------------------------
 
@@ -75,8 +80,8 @@ class LiveKitTransport:
 
     # -- joining and publishing --------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Join the room and publish the voice track (called once, when /session-live answers)."""
+    async def _join(self) -> None:
+        """Join the room and publish the voice track."""
         room = rtc.Room()
         room.on("participant_connected", lambda _p: self._set_viewer(True))
         room.on("participant_disconnected", lambda _p: self._viewer_left())
@@ -89,7 +94,6 @@ class LiveKitTransport:
     async def publish(self, participant) -> None:
         """Publish the voice on PARTICIPANT and start the audio pump and the message sender."""
         self.source = rtc.AudioSource(SAMPLE_RATE_HZ, 1, queue_size_ms=self.queue_ms)
-        self.playout.on_cut.append(self.source.clear_queue)
         track = rtc.LocalAudioTrack.create_audio_track("avatar-voice", self.source)
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         await participant.publish_track(track, options)
@@ -111,7 +115,24 @@ class LiveKitTransport:
             except Exception as error:  # one lost message must not stop the stream
                 log.warning("publish_data on %s failed: %s", topic, error)
 
+    def _drop_queued_audio(self) -> None:
+        if self.source is not None:
+            self.source.clear_queue()
+
     # -- the Transport protocol --------------------------------------------------------------------
+
+    async def open(self, access: SessionAccess) -> ConnectInfo:
+        """Join the room (once, when /session-live answers); the viewer gets its own join-only token."""
+        try:
+            await asyncio.wait_for(self._join(), timeout=self.join_timeout_s)
+        except Exception as error:  # the SDK raises its own types; the user needs the URL and the reason
+            raise TransportUnavailable(
+                f"cannot join the LiveKit room at {self.url} ({error or type(error).__name__}): "
+                "check LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET") from None
+        return ConnectInfo(url=self.url, token=self.client_token(access.session_id, access.expires_at_s))
+
+    async def answer(self, offer_sdp: str) -> str:
+        raise SignallingError("this session uses LiveKit: join the room with the url and token /session-live returned")
 
     @property
     def connected(self) -> bool:
@@ -125,8 +146,8 @@ class LiveKitTransport:
         # The SFU rewrites RTP time; this is stream time, and clients anchor to the audio onset instead.
         return stream_sample % RTP_MODULO
 
-    def send(self, label: str, message: dict) -> None:
-        self._outbox.put_nowait((label, json.dumps(message, separators=(",", ":")).encode()))
+    def send(self, message: protocol.Message) -> None:
+        self._outbox.put_nowait((message.label, protocol.encode(message).encode()))
 
     async def close(self) -> None:
         self._closed = True

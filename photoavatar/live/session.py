@@ -1,15 +1,15 @@
 """A live session: one client, one transport, one queue of utterances played in order.
 
 Speech is synthesised in a worker thread (never on the event loop) and handed to the loop segment by
-segment; the loop resamples nothing and waits on nothing heavy. Barge-in and stop cut the playout at
-once (the next 20 ms frame is silence) and end the utterance with the matching reason.
+segment; the loop resamples nothing and waits on nothing heavy. Barge-in, stop and failures end an utterance
+through its one `Interruption` (live/interruption.py): the playout is cut at once (the next 20 ms frame is
+silence), synthesis stops and the client gets utterance_end with the matching reason.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
 import uuid
 from collections import deque
@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from photoavatar.live import messages
+from photoavatar.live import protocol
 from photoavatar.live.audio import Resampler48k
-from photoavatar.live.transport import Transport
+from photoavatar.live.interruption import Interruption
+from photoavatar.live.transport import LiveError, Transport
 from photoavatar.speech.types import SpeechSegment
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ class Utterance:
     utterance_id: str
     text: str
     voice_id: str | None
-    cancelled: threading.Event = field(default_factory=threading.Event)  # tells the TTS thread to stop
+    interruption: Interruption = field(default_factory=Interruption)  # the one early-end signal
     ended: bool = False
     requested_at_s: float = field(default_factory=time.monotonic)
     started_at_s: float | None = None  # monotonic time its first sample was sent
@@ -68,7 +69,6 @@ class LiveSession:
         self._executor = executor
         self._pending: deque[Utterance] = deque()
         self._current: Utterance | None = None
-        self._current_task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._player = asyncio.create_task(self._play_queue(), name=f"session {session_id} player")
         # /speak -> first sample sent, for benchmarks; bounded, a session may live for hours
@@ -79,47 +79,36 @@ class LiveSession:
     def speak(self, text: str, barge_in: bool = True) -> str:
         """Queue TEXT (or replace everything with it when barge_in); returns its utterance id at once."""
         utterance = Utterance(f"u_{uuid.uuid4().hex[:12]}", text, self.voice_id)
+        utterance.interruption.subscribe(lambda interruption: self._end(utterance, interruption.reason,
+                                                                        interruption.error))
         if barge_in:
-            self._cut_all("barge_in")
+            self._interrupt_all("barge_in")
         self._pending.append(utterance)
         self._wake.set()
         return utterance.utterance_id
 
     def stop(self) -> list[str]:
         """Cut what is playing and empty the queue; returns the ids of the utterances ended."""
-        return self._cut_all("stop")
+        return self._interrupt_all("stop")
 
     async def close(self) -> None:
-        self._cut_all("stop")
+        self._interrupt_all("stop")
         self._player.cancel()
         await asyncio.gather(self._player, return_exceptions=True)
         await self.transport.close()
 
-    @property
-    def busy(self) -> bool:
-        return self._current is not None or bool(self._pending)
-
     # -- the player ---------------------------------------------------------------------------------
 
-    def _cut_all(self, reason: str) -> list[str]:
-        ended = []
-        if self._current is not None and not self._current.ended:
-            self.transport.playout.cut()
-            self._current.cancelled.set()
-            if self._current_task is not None:
-                self._current_task.cancel()
-            ended.append(self._end(self._current, reason))
-        while self._pending:
-            utterance = self._pending.popleft()
-            utterance.cancelled.set()
-            ended.append(self._end(utterance, reason))
-        return ended
+    def _interrupt_all(self, reason: str) -> list[str]:
+        """Interrupt the playing utterance and every queued one, in order; returns the ids ended."""
+        utterances = [self._current, *self._pending] if self._current is not None else list(self._pending)
+        self._pending.clear()
+        return [u.utterance_id for u in utterances if not u.ended and u.interruption.interrupt(reason)]
 
-    def _end(self, utterance: Utterance, reason: str, error: str | None = None) -> str:
+    def _end(self, utterance: Utterance, reason: str, error: str | None = None) -> None:
         if not utterance.ended:
             utterance.ended = True
-            self.transport.send(messages.VISEME_LABEL, messages.utterance_end(utterance.utterance_id, reason, error))
-        return utterance.utterance_id
+            self.transport.send(protocol.UtteranceEnd(utterance.utterance_id, reason, error))
 
     async def _play_queue(self) -> None:
         while True:
@@ -128,14 +117,14 @@ class LiveSession:
             while self._pending:
                 utterance = self._pending.popleft()
                 self._current = utterance
-                self._current_task = asyncio.create_task(self._play(utterance))
-                await asyncio.wait([self._current_task])  # a cut cancels the task, never this loop
-                if not self._current_task.cancelled() and self._current_task.exception() is not None:
-                    error = self._current_task.exception()
+                task = asyncio.create_task(self._play(utterance))
+                utterance.interruption.subscribe(lambda _, task=task: _cancel_unless_current(task))
+                await asyncio.wait([task])  # an interruption cancels the task, never this loop
+                if not task.cancelled() and task.exception() is not None:
+                    error = task.exception()
                     log.error("utterance %s failed: %r", utterance.utterance_id, error)
-                    self.transport.playout.cut()
-                    self._end(utterance, "error", f"internal error: {error}")
-                self._current, self._current_task = None, None
+                    utterance.interruption.interrupt("error", f"internal error: {error}")
+                self._current = None
 
     async def _play(self, utterance: Utterance) -> None:
         loop = asyncio.get_running_loop()
@@ -143,14 +132,13 @@ class LiveSession:
         first_sample: asyncio.Future[int] = loop.create_future()
         drained: asyncio.Future[None] = loop.create_future()
         playout = self.transport.playout
-        playout.start(utterance.utterance_id, lambda sample: _settle(first_sample, sample),
+        playout.start(utterance.utterance_id, utterance.interruption, lambda sample: _settle(first_sample, sample),
                       lambda: _settle(drained, None))
         loop.run_in_executor(self._executor, self._synthesize, utterance, loop, inbox)
         try:
             await self._stream(utterance, inbox, first_sample)
         except _SpeechFailed as failure:
-            playout.cut()
-            self._end(utterance, "error", str(failure))
+            utterance.interruption.interrupt("error", str(failure))
             return
         playout.close_input(utterance.utterance_id)
         await drained
@@ -172,17 +160,17 @@ class LiveSession:
         utterance.started_at_s = time.monotonic()
         self.first_audio_delays_s.append(utterance.started_at_s - utterance.requested_at_s)
         rtp = self.transport.rtp_timestamp_at(stream_sample)
-        self.transport.send(messages.VISEME_LABEL, messages.utterance_start(
-            utterance.utterance_id, rtp, utterance.text, self.transport.anchor))
+        self.transport.send(protocol.UtteranceStart(utterance.utterance_id, rtp, utterance.text,
+                                                    self.transport.anchor))
 
     def _send_timeline(self, utterance: Utterance, segment: SpeechSegment) -> None:
         if segment.visemes:
-            self.transport.send(messages.VISEME_LABEL, messages.visemes(utterance.utterance_id, segment.visemes))
+            self.transport.send(protocol.visemes(utterance.utterance_id, segment.visemes))
         if segment.prosody:
-            self.transport.send(messages.PROSODY_LABEL, messages.prosody(utterance.utterance_id, segment.prosody))
+            self.transport.send(protocol.prosody(utterance.utterance_id, segment.prosody))
 
     def _synthesize(self, utterance: Utterance, loop: asyncio.AbstractEventLoop, inbox: asyncio.Queue) -> None:
-        """Worker thread: text -> 48 kHz segments, handed to the loop one by one; stops when cancelled."""
+        """Worker thread: text -> 48 kHz segments, handed to the loop one by one; stops once interrupted."""
         def hand_over(item) -> None:
             loop.call_soon_threadsafe(inbox.put_nowait, item)
 
@@ -191,7 +179,7 @@ class LiveSession:
         try:
             segments = self._speech(utterance.text, utterance.voice_id)
             for segment in segments:
-                if utterance.cancelled.is_set():
+                if utterance.interruption.interrupted:
                     return
                 resampler = resampler or Resampler48k(segment.audio.sample_rate_hz)
                 hand_over(_Audio(segment, resampler.push(segment.audio.samples)))
@@ -217,8 +205,16 @@ def _settle(future: asyncio.Future, value) -> None:
         future.set_result(value)
 
 
-class TooManySessions(Exception):
+def _cancel_unless_current(task: asyncio.Task) -> None:
+    """Cancel TASK, unless it is the one interrupting itself (a failure): it returns on its own then."""
+    if task is not asyncio.current_task():
+        task.cancel()
+
+
+class TooManySessions(LiveError):
     """The server already holds its maximum of open sessions."""
+
+    http_status = 429
 
 
 class SessionRegistry:
@@ -236,12 +232,14 @@ class SessionRegistry:
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def open(self, avatar_id: str, voice_id: str | None, transport: Transport) -> LiveSession:
+    def open(self, avatar_id: str, voice_id: str | None, new_transport: Callable[[], Transport]) -> LiveSession:
+        """A new session on a transport from NEW_TRANSPORT; TooManySessions (before any transport is made)
+        when the server is at its limit: the one place the limit is checked."""
         if len(self._sessions) >= self.max_sessions:
             raise TooManySessions(f"the server is at its limit of {self.max_sessions} open sessions: "
                                   "try again when one ends (or raise PHOTOAVATAR_MAX_SESSIONS)")
         session_id = f"s_{uuid.uuid4().hex}"
-        session = LiveSession(session_id, avatar_id, voice_id, transport, self._speech, self._executor,
+        session = LiveSession(session_id, avatar_id, voice_id, new_transport(), self._speech, self._executor,
                               expires_at_s=time.time() + self.ttl_s)
         self._sessions[session_id] = session
         return session

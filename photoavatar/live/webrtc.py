@@ -8,26 +8,21 @@ otherwise ask a public STUN server, which this machine cannot reach.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
-from photoavatar.live import ice
+from photoavatar.live import ice, protocol
 from photoavatar.live.audio import PacedAudioTrack, Playout
-from photoavatar.live.messages import PROSODY_LABEL, VISEME_LABEL
+from photoavatar.live.transport import ConnectInfo, SessionAccess, SignallingError
 
 log = logging.getLogger(__name__)
 
-_LABELS = (VISEME_LABEL, PROSODY_LABEL)
+_LABELS = protocol.LABELS
 # libopus (aiortc encodes with application "voip") delays its output by 6.5 ms of look-ahead; a WebRTC
 # receiver does not trim it, so the sample sent at RTP time t is heard at t + 312. Measured in the tests.
 OPUS_LOOKAHEAD_SAMPLES = 312
 _MAX_BUFFERED_MESSAGES = 500  # per label, while the client's channel is not open yet
-
-
-class SignallingError(Exception):
-    """The offer cannot be answered; the message says why (HTTP 400/409)."""
 
 
 def ice_configuration(ice_servers: list[str]) -> RTCConfiguration:
@@ -49,10 +44,10 @@ class WebRtcTransport:
     anchor = "rtp"
 
     def __init__(self, ice_servers: list[str] | None = None, *, loopback_only: bool = False):
+        """LOOPBACK_ONLY drops the client's candidates that are not 127.0.0.1; what this process gathers is
+        the process-wide ICE mode (`ice.restrict_to_loopback`), which the server sets once at start."""
         self.playout = Playout()
         self._loopback_only = loopback_only
-        if loopback_only:
-            ice.restrict_to_loopback(True)
         self.track = PacedAudioTrack(self.playout)
         self._configuration = ice_configuration(ice_servers or [])
         self._pc: RTCPeerConnection | None = None
@@ -69,14 +64,14 @@ class WebRtcTransport:
     def closed(self) -> bool:
         return self._closed
 
-    @property
-    def signalled(self) -> bool:
-        return self._pc is not None
+    async def open(self, access: SessionAccess) -> ConnectInfo:
+        return ConnectInfo(url=access.signalling_url, token=access.session_token)
 
     async def answer(self, offer_sdp: str) -> str:
         """Take the client's complete offer, return the complete answer (all candidates gathered)."""
         if self._pc is not None:
-            raise SignallingError("this session already has a peer connection: start a new session to reconnect")
+            raise SignallingError("this session already has a peer connection: start a new session to reconnect",
+                                  http_status=409)
         if self._closed:
             raise SignallingError("this session is closed: start a new session")
         if "m=audio" not in offer_sdp:
@@ -100,13 +95,13 @@ class WebRtcTransport:
         """The RTP time at which the receiver's decoder outputs playout sample `stream_sample`."""
         return self.track.rtp_timestamp_at(stream_sample + OPUS_LOOKAHEAD_SAMPLES)
 
-    def send(self, label: str, message: dict) -> None:
-        text = json.dumps(message, separators=(",", ":"))
-        channel = self._channels.get(label)
+    def send(self, message: protocol.Message) -> None:
+        text = protocol.encode(message)
+        channel = self._channels.get(message.label)
         if channel is not None and channel.readyState == "open":
             channel.send(text)
-        elif len(self._backlog[label]) < _MAX_BUFFERED_MESSAGES:
-            self._backlog[label].append(text)
+        elif len(self._backlog[message.label]) < _MAX_BUFFERED_MESSAGES:
+            self._backlog[message.label].append(text)
 
     async def close(self) -> None:
         self._closed = True

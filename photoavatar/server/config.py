@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from photoavatar.settings import setting
+from photoavatar.live.transports import TransportSettings
+from photoavatar.settings import DEFAULT_TTS_THREADS, setting, tts_threads
 
 
 def _int(name: str, default: int) -> int:
@@ -41,7 +42,7 @@ class ServerSettings:
     max_text_chars: int = 5000  # PHOTOAVATAR_MAX_TEXT_CHARS
     requests_per_minute: int = 60  # PHOTOAVATAR_REQUESTS_PER_MINUTE: /speak + /stop per session
     sessions_per_minute: int = 30  # PHOTOAVATAR_SESSIONS_PER_MINUTE: /session-live per client address
-    tts_threads: int = 2  # PHOTOAVATAR_TTS_THREADS: utterances synthesised at once
+    tts_threads: int = DEFAULT_TTS_THREADS  # PHOTOAVATAR_TTS_THREADS (settings.py): utterances synthesised at once
     ice_servers: list[str] = field(default_factory=list)  # PHOTOAVATAR_ICE_SERVERS: comma-separated URLs
     # PHOTOAVATAR_ICE_LOOPBACK=1: keep media on 127.0.0.1 (tests, and browsers started with
     # --allow-loopback-in-peer-connection); off by default, because browsers ignore loopback candidates
@@ -66,7 +67,7 @@ class ServerSettings:
             max_text_chars=_int("PHOTOAVATAR_MAX_TEXT_CHARS", MAX_TEXT_CHARS),
             requests_per_minute=_int("PHOTOAVATAR_REQUESTS_PER_MINUTE", 60),
             sessions_per_minute=_int("PHOTOAVATAR_SESSIONS_PER_MINUTE", 30),
-            tts_threads=_int("PHOTOAVATAR_TTS_THREADS", 2),
+            tts_threads=tts_threads(),
             ice_servers=[url.strip() for url in ice.split(",") if url.strip()],
             ice_loopback=_flag("PHOTOAVATAR_ICE_LOOPBACK", False),
             livekit_url=setting("LIVEKIT_URL"),
@@ -75,5 +76,8 @@ class ServerSettings:
         )
 
     @property
-    def uses_livekit(self) -> bool:
-        return bool(self.livekit_url)
+    def transport(self) -> TransportSettings:
+        """What live.transports needs to choose and make each session's transport."""
+        return TransportSettings(ice_servers=list(self.ice_servers), ice_loopback=self.ice_loopback,
+                                 livekit_url=self.livekit_url, livekit_api_key=self.livekit_api_key,
+                                 livekit_api_secret=self.livekit_api_secret, join_timeout_s=self.connect_timeout_s)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from photoavatar.live.audio import FRAME_SAMPLES, PacedAudioTrack, Playout, Resampler48k
+from photoavatar.live.interruption import Interruption
 from photoavatar.live.tokens import SessionTokens, TokenError
 
 
@@ -18,7 +19,7 @@ def ramp(n: int, start: int = 1) -> np.ndarray:
 def test_playout_sends_an_utterance_whole_and_in_order_then_silence():
     playout, started, drained = Playout(), [], []
     assert not playout.next_frame().any()
-    playout.start("u1", started.append, lambda: drained.append("u1"))
+    playout.start("u1", Interruption(), started.append, lambda: drained.append("u1"))
     audio = ramp(2500)
     playout.feed("u1", audio[:1000])
     playout.feed("u1", audio[1000:])
@@ -30,21 +31,36 @@ def test_playout_sends_an_utterance_whole_and_in_order_then_silence():
     assert playout.position_samples == 4 * FRAME_SAMPLES
 
 
-def test_a_cut_silences_the_very_next_frame_and_ignores_late_audio():
-    playout = Playout()
+def test_an_interruption_silences_the_very_next_frame_and_ignores_late_audio():
     cuts = []
-    playout.on_cut.append(lambda: cuts.append(True))
-    playout.start("u1", lambda _: None, lambda: None)
+    playout = Playout(drop_downstream=lambda: cuts.append(True))
+    interruption = Interruption()
+    playout.start("u1", interruption, lambda _: None, lambda: None)
     playout.feed("u1", ramp(10 * FRAME_SAMPLES))
     assert playout.next_frame().all()
-    assert playout.cut() == "u1" and cuts == [True]
+    assert interruption.interrupt("barge_in") and playout.current_utterance is None and cuts == [True]
     playout.feed("u1", ramp(FRAME_SAMPLES))  # the TTS thread's last chunk, arriving after the cut
     assert not playout.next_frame().any()
+    assert not interruption.interrupt("stop") and interruption.reason == "barge_in" and cuts == [True]  # once
+
+
+def test_an_interruption_after_the_utterance_played_out_drops_nothing():
+    cuts = []
+    playout = Playout(drop_downstream=lambda: cuts.append(True))
+    first, second = Interruption(), Interruption()
+    playout.start("u1", first, lambda _: None, lambda: None)
+    playout.feed("u1", ramp(FRAME_SAMPLES))
+    playout.close_input("u1")
+    playout.next_frame()
+    playout.start("u2", second, lambda _: None, lambda: None)
+    playout.feed("u2", ramp(2 * FRAME_SAMPLES))
+    first.interrupt("stop")  # late: u1 is over, u2 must keep playing
+    assert playout.current_utterance == "u2" and playout.next_frame().all() and cuts == []
 
 
 def test_an_engine_late_mid_utterance_counts_as_underrun():
     playout = Playout()
-    playout.start("u1", lambda _: None, lambda: None)
+    playout.start("u1", Interruption(), lambda _: None, lambda: None)
     playout.feed("u1", ramp(FRAME_SAMPLES + 100))
     playout.next_frame()
     partial = playout.next_frame()

@@ -17,3 +17,19 @@ def test_only_loopback_candidates_survive():
     assert kept.count("\r\n") == OFFER.count("\r\n") - 2
     assert "a=end-of-candidates" in kept
 
+
+
+def test_loopback_mode_is_the_servers_choice_held_while_it_runs():
+    import aioice.ice
+
+    from photoavatar.live import ice
+    from photoavatar.live.transports import Transports, TransportSettings
+
+    assert not ice.restricted_to_loopback()  # importing the modules changed nothing
+    all_interfaces = aioice.ice.get_host_addresses
+    with Transports(TransportSettings(ice_loopback=True)).running():
+        assert aioice.ice.get_host_addresses(use_ipv4=True, use_ipv6=True) == ["127.0.0.1"]
+        with Transports(TransportSettings(ice_loopback=False)).running():
+            assert not ice.restricted_to_loopback()
+        assert ice.restricted_to_loopback()
+    assert aioice.ice.get_host_addresses is all_interfaces  # put back as it was at shutdown

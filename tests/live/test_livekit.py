@@ -19,8 +19,10 @@ import jwt
 import pytest
 from livekit import api, rtc
 
+from photoavatar.live import protocol
 from photoavatar.live.livekit import LiveKitConfigError, LiveKitTransport
 from photoavatar.live.session import LiveSession
+from photoavatar.live.transport import SignallingError
 from photoavatar.server.app import create_app
 from photoavatar.server.config import ServerSettings
 
@@ -67,7 +69,10 @@ class RecordingParticipant:
         self.tracks.append((track, options))
 
     async def publish_data(self, payload, *, reliable=True, topic=""):
-        self.data.append((topic, json.loads(payload), reliable))
+        message = json.loads(payload)
+        protocol.validate(message)  # nothing undocumented is sent
+        assert payload.decode() == json.dumps(message, separators=(",", ":"))  # the one encoder's compact text
+        self.data.append((topic, message, reliable))
 
 
 async def test_a_session_publishes_audio_and_events_through_the_sdk(speech):
@@ -101,6 +106,12 @@ async def test_a_session_publishes_audio_and_events_through_the_sdk(speech):
         assert lk.frames_sent > 50  # real 20 ms frames went into the AudioSource
     finally:
         await session.close()
+
+
+async def test_a_livekit_session_refuses_sdp_signalling_with_its_status():
+    with pytest.raises(SignallingError, match="uses LiveKit") as refused:
+        await transport().answer("v=0\r\n")
+    assert refused.value.http_status == 400
 
 
 async def test_the_server_says_clearly_when_livekit_cannot_be_reached(tmp_path):

@@ -12,11 +12,12 @@ import json
 
 import httpx
 import numpy as np
-from live_peer import ClientPeer
 
 from photoavatar.live.audio import FRAME_SAMPLES, RTP_MODULO, Resampler48k
+from photoavatar.live.protocol import validate
 from photoavatar.server.app import create_app
 from photoavatar.server.config import ServerSettings
+from photoavatar.testing.peer import ClientPeer
 
 SENTENCE = "Hello there. This is the live avatar speaking over a real peer connection."
 LONG_TEXT = " ".join(["This sentence is long enough to still be playing when the next request arrives."] * 4)
@@ -112,6 +113,9 @@ async def test_speech_arrives_with_events_stamped_in_rtp_time(tmp_path, speech):
             end, = peer.of_type("utterance_end")
             assert start["utterance_id"] == end["utterance_id"] == utterance_id
             assert end["reason"] == "done" and start["rtp_clock_hz"] == 48000 and start["text"] == SENTENCE
+            for _, label, message in peer.messages:  # nothing undocumented is sent (docs/protocol.md)
+                validate(message)
+                assert label == ("prosody" if message["type"] == "prosody" else "viseme")
             events = [e for m in peer.of_type("viseme") for e in m["events"]]
             frames = [f for m in peer.of_type("prosody") for f in m["frames"]]
             assert events and frames and all(m["utterance_id"] == utterance_id for m in peer.of_type("viseme"))
@@ -203,6 +207,18 @@ async def test_failing_speech_ends_with_an_error_and_the_session_keeps_working(t
             await peer.wait_for(lambda: len(peer.of_type("utterance_end")) == 2, 20)
             assert peer.of_type("utterance_end")[1] == {"type": "utterance_end", "utterance_id": working,
                                                         "reason": "done"}
+        finally:
+            await peer.close()
+
+
+async def test_a_second_offer_is_a_conflict(tmp_path, speech):
+    async with live_server(tmp_path, speech) as http:
+        session, peer, auth = await connect(http)
+        try:
+            _, offer_sdp = await ClientPeer.offer()
+            again = await http.post(session["url"], content=offer_sdp,
+                                    headers={**auth, "Content-Type": "application/sdp"})
+            assert again.status_code == 409 and "already has a peer connection" in again.json()["detail"]
         finally:
             await peer.close()
 

@@ -1,9 +1,8 @@
-"""Text -> segments with real Piper audio: one clock for audio, visemes and prosody; lazy; cancellable;
-and the data-channel messages built from them validate against the documented schema."""
+"""Text -> segments with real Piper audio: one clock for audio, visemes and prosody; lazy; cancellable.
+(The data-channel messages built from them: tests/live/test_protocol.py.)"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,15 +10,6 @@ import pytest
 
 from photoavatar.animate.mixer import mix
 from photoavatar.speech.engine import SpeechError
-from photoavatar.speech.events import (
-    PROSODY_MESSAGE_SCHEMA,
-    VISEME_MESSAGE_SCHEMA,
-    MessageError,
-    encode,
-    prosody_message,
-    validate,
-    viseme_message,
-)
 from photoavatar.speech.phoneme_map import shapes_for
 from photoavatar.speech.pipeline import stream_speech
 from photoavatar.speech.timeline import closure_window_s
@@ -99,37 +89,3 @@ def test_closing_the_stream_cancels_synthesis(piper_engine):
     next(stream)
     stream.close()
     assert engine.closed and engine.yielded == 1
-
-
-def test_messages_validate_and_round_trip_as_compact_json(segments):
-    for segment in segments:
-        for message in (viseme_message("utt-1", segment.visemes), prosody_message("utt-1", segment.prosody)):
-            text = encode(message)
-            assert " " not in text.replace("utterance_id", "")[:40]
-            assert json.loads(text) == message
-    first = viseme_message("u", segments[0].visemes)
-    assert set(first["events"][0]) == {"viseme", "start_s", "end_s", "weight"}
-    assert set(prosody_message("u", segments[0].prosody)["frames"][0]) == {"time_s", "loudness_db", "pitch_hz", "accent"}
-
-
-@pytest.mark.parametrize(("message", "complaint"), [
-    ({"type": "viseme", "utterance_id": "u"}, "lacks events"),
-    ({"type": "viseme", "utterance_id": "u", "events": [{"viseme": "Smile", "start_s": 0, "end_s": 1, "weight": 1}]},
-     r"events\[0\].viseme must be one of"),
-    ({"type": "viseme", "utterance_id": "u", "events": [{"viseme": "AI", "start_s": float("nan"), "end_s": 1,
-                                                         "weight": 1}]}, "finite"),
-    ({"type": "prosody", "utterance_id": "", "frames": []}, "non-empty string"),
-    ({"type": "prosody", "utterance_id": "u", "frames": [{"time_s": 0, "loudness_db": 3, "pitch_hz": 0,
-                                                          "accent": 0}]}, "<= 0"),
-    ({"type": "prosody", "utterance_id": "u", "frames": [], "extra": 1}, "unknown field"),
-    ({"type": "hello"}, "type 'viseme' or 'prosody'"),
-])
-def test_bad_messages_are_refused_naming_the_field(message, complaint):
-    with pytest.raises(MessageError, match=complaint):
-        validate(message)
-
-
-def test_docs_print_the_schemas():
-    docs = (REPO / "docs" / "timeline.md").read_text(encoding="utf-8")
-    for schema in (VISEME_MESSAGE_SCHEMA, PROSODY_MESSAGE_SCHEMA):
-        assert json.dumps(schema, indent=2, ensure_ascii=False) in docs

@@ -1,0 +1,206 @@
+"""The wire protocol of docs/protocol.md: the four data-channel messages, their schema and the one encoder.
+
+Sessions build typed messages (`UtteranceStart`, `Visemes`, `Prosody`, `UtteranceEnd`); every transport turns
+them into bytes with `encode`, so WebRTC data channels and LiveKit data topics carry the same text. `SCHEMAS`
+(JSON Schema, draft 2020-12 subset) is what docs/protocol.md prints and a test holds the two equal; `validate`
+checks any message against them without extra dependencies, with an error that names the offending field.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import ClassVar
+
+from photoavatar.speech.types import ProsodyFrame, VisemeEvent
+from photoavatar.visemes import VISEMES
+
+VISEME_LABEL = "viseme"  # data channel (WebRTC) / data topic (LiveKit) of utterance_start, viseme, utterance_end
+PROSODY_LABEL = "prosody"
+LABELS = (VISEME_LABEL, PROSODY_LABEL)
+RTP_CLOCK_HZ = 48000
+RTP_MODULO = 2**32
+ANCHORS = ("rtp", "onset")  # rtp: map rtp_timestamp; onset: anchor to the first audio after silence (SFU)
+END_REASONS = ("done", "barge_in", "stop", "error")
+
+
+@dataclass(frozen=True)
+class UtteranceStart:
+    """The utterance's first sample plays at RTP time `rtp_timestamp` (see `anchor`)."""
+
+    label: ClassVar[str] = VISEME_LABEL
+    utterance_id: str
+    rtp_timestamp: int
+    text: str
+    anchor: str
+
+    def to_json(self) -> dict:
+        return {"type": "utterance_start", "utterance_id": self.utterance_id, "rtp_timestamp": self.rtp_timestamp,
+                "rtp_clock_hz": RTP_CLOCK_HZ, "text": self.text, "anchor": self.anchor}
+
+
+@dataclass(frozen=True)
+class Visemes:
+    label: ClassVar[str] = VISEME_LABEL
+    utterance_id: str
+    events: tuple[VisemeEvent, ...]
+
+    def to_json(self) -> dict:
+        return {"type": "viseme", "utterance_id": self.utterance_id, "events": [_viseme_json(e) for e in self.events]}
+
+
+@dataclass(frozen=True)
+class Prosody:
+    label: ClassVar[str] = PROSODY_LABEL
+    utterance_id: str
+    frames: tuple[ProsodyFrame, ...]
+
+    def to_json(self) -> dict:
+        return {"type": "prosody", "utterance_id": self.utterance_id, "frames": [_prosody_json(f) for f in self.frames]}
+
+
+@dataclass(frozen=True)
+class UtteranceEnd:
+    """The utterance is over: played out (`done`), interrupted (`barge_in`, `stop`) or failed (`error`)."""
+
+    label: ClassVar[str] = VISEME_LABEL
+    utterance_id: str
+    reason: str
+    error: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.reason not in END_REASONS:
+            raise ValueError(f"utterance_end reason must be one of {END_REASONS}, got {self.reason!r}")
+
+    def to_json(self) -> dict:
+        message = {"type": "utterance_end", "utterance_id": self.utterance_id, "reason": self.reason}
+        if self.error is not None:
+            message["error"] = self.error
+        return message
+
+
+Message = UtteranceStart | Visemes | Prosody | UtteranceEnd
+
+
+def visemes(utterance_id: str, events: Iterable[VisemeEvent]) -> Visemes:
+    return Visemes(utterance_id, tuple(events))
+
+
+def prosody(utterance_id: str, frames: Iterable[ProsodyFrame]) -> Prosody:
+    return Prosody(utterance_id, tuple(frames))
+
+
+def encode(message: Message) -> str:
+    """The message as compact JSON text, validated against SCHEMAS: what every transport sends."""
+    as_json = message.to_json()
+    validate(as_json)
+    return json.dumps(as_json, separators=(",", ":"), allow_nan=False)
+
+
+def _viseme_json(event: VisemeEvent) -> dict:
+    # Round to 0.1 ms: plenty for 25-60 fps, and half the bytes on the wire.
+    return {"viseme": event.viseme, "start_s": round(max(event.start_s, 0.0), 4),
+            "end_s": round(max(event.end_s, 0.0), 4), "weight": round(event.weight, 4)}
+
+
+def _prosody_json(frame: ProsodyFrame) -> dict:
+    return {"time_s": round(max(frame.time_s, 0.0), 4), "loudness_db": round(frame.loudness_db, 2),
+            "pitch_hz": round(frame.pitch_hz, 2), "accent": round(frame.accent, 3)}
+
+
+# -- the schemas (docs/protocol.md prints them) ----------------------------------------------------
+
+_TIME = {"type": "number", "minimum": 0}
+_UTTERANCE_ID = {"type": "string", "minLength": 1}
+
+
+def _message_schema(kind: str, required: list[str], properties: dict) -> dict:
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": f"{kind} message",
+            "type": "object", "required": ["type", "utterance_id", *required], "additionalProperties": False,
+            "properties": {"type": {"const": kind}, "utterance_id": _UTTERANCE_ID, **properties}}
+
+
+def _list_of(required: list[str], properties: dict) -> dict:
+    return {"type": "array", "items": {"type": "object", "required": required, "additionalProperties": False,
+                                       "properties": properties}}
+
+
+SCHEMAS: dict[str, dict] = {
+    "utterance_start": _message_schema("utterance_start", ["rtp_timestamp", "rtp_clock_hz", "text", "anchor"], {
+        "rtp_timestamp": {"type": "integer", "minimum": 0, "maximum": RTP_MODULO - 1},
+        "rtp_clock_hz": {"const": RTP_CLOCK_HZ}, "text": {"type": "string"}, "anchor": {"enum": list(ANCHORS)}}),
+    "viseme": _message_schema("viseme", ["events"], {"events": _list_of(
+        ["viseme", "start_s", "end_s", "weight"],
+        {"viseme": {"enum": list(VISEMES)}, "start_s": _TIME, "end_s": _TIME,
+         "weight": {"type": "number", "minimum": 0, "maximum": 1}})}),
+    "prosody": _message_schema("prosody", ["frames"], {"frames": _list_of(
+        ["time_s", "loudness_db", "pitch_hz", "accent"],
+        {"time_s": _TIME, "loudness_db": {"type": "number", "minimum": -100, "maximum": 0},
+         "pitch_hz": {"type": "number", "minimum": 0}, "accent": {"type": "number", "minimum": 0, "maximum": 1}})}),
+    "utterance_end": _message_schema("utterance_end", ["reason"], {
+        "reason": {"enum": list(END_REASONS)}, "error": {"type": "string"}}),
+}
+
+
+class MessageError(ValueError):
+    pass
+
+
+def validate(message: object) -> None:
+    """Raise MessageError unless MESSAGE (decoded JSON) is a valid protocol message."""
+    if not isinstance(message, dict) or message.get("type") not in SCHEMAS:
+        known = ", ".join(f"'{kind}'" for kind in SCHEMAS)
+        raise MessageError(f"a data-channel message must be an object with type {_or(known)}, got "
+                           f"{str(message)[:80]!r}")
+    _check(message, SCHEMAS[message["type"]], "message")
+
+
+def _or(listed: str) -> str:
+    head, _, last = listed.rpartition(", ")
+    return f"{head} or {last}" if head else last
+
+
+def _check(value: object, schema: dict, where: str) -> None:
+    if "const" in schema and value != schema["const"]:
+        raise MessageError(f"{where} must be {schema['const']!r}, got {value!r}")
+    if "enum" in schema and value not in schema["enum"]:
+        raise MessageError(f"{where} must be one of {', '.join(map(str, schema['enum']))}; got {value!r}")
+    kind = schema.get("type")
+    if kind == "object":
+        _check_object(value, schema, where)
+    elif kind == "array":
+        if not isinstance(value, list):
+            raise MessageError(f"{where} must be a list, got {type(value).__name__}")
+        for index, item in enumerate(value):
+            _check(item, schema["items"], f"{where}[{index}]")
+    elif kind in ("number", "integer"):
+        _check_number(value, schema, where)
+    elif kind == "string" and (not isinstance(value, str) or len(value) < schema.get("minLength", 0)):
+        raise MessageError(f"{where} must be a {'non-empty ' if schema.get('minLength') else ''}string, got {value!r}")
+
+
+def _check_object(value: object, schema: dict, where: str) -> None:
+    if not isinstance(value, dict):
+        raise MessageError(f"{where} must be an object, got {type(value).__name__}")
+    missing = [key for key in schema.get("required", []) if key not in value]
+    if missing:
+        raise MessageError(f"{where} lacks {', '.join(missing)}")
+    extra = [key for key in value if key not in schema["properties"]]
+    if extra and schema.get("additionalProperties") is False:
+        raise MessageError(f"{where} has unknown field(s) {', '.join(extra)}")
+    for key, sub in schema["properties"].items():
+        if key in value:
+            _check(value[key], sub, f"{where}.{key}")
+
+
+def _check_number(value: object, schema: dict, where: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise MessageError(f"{where} must be a finite number, got {value!r}")
+    if schema["type"] == "integer" and not isinstance(value, int):
+        raise MessageError(f"{where} must be a whole number, got {value!r}")
+    if "minimum" in schema and value < schema["minimum"]:
+        raise MessageError(f"{where} must be >= {schema['minimum']}, got {value}")
+    if "maximum" in schema and value > schema["maximum"]:
+        raise MessageError(f"{where} must be <= {schema['maximum']}, got {value}")
