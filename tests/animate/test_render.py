@@ -3,6 +3,7 @@ import json
 import av
 import numpy as np
 import pytest
+from PIL import Image
 
 from photoavatar.animate.mixer import mix
 from photoavatar.animate.render import render_talk
@@ -38,9 +39,16 @@ def test_timeline_json_ends_with_the_audio(talk):
     assert last_end_s == pytest.approx(timeline["duration_samples"] / timeline["sample_rate_hz"], abs=1e-9)
 
 
-def test_plot_is_written(talk):
+def test_plot_draws_the_mixed_viseme_curves(talk):
+    # A blank figure, or one with only the grey waveform and axes, has (almost) no saturated pixels.
     _, _, folder = talk
-    assert (folder / "talk.png").stat().st_size > 10_000
+    with Image.open(folder / "talk.png") as picture:
+        rgb = np.asarray(picture.convert("RGB")).astype(int)
+    height, width = rgb.shape[:2]
+    assert width > height  # a timeline: time runs across
+    saturated = (rgb.max(axis=2) - rgb.min(axis=2)) > 80
+    weights_panel = saturated[height // 4: 3 * height // 4]
+    assert weights_panel.mean() > 0.002, "no viseme curves drawn"
 
 
 def _frames_where(timeline, fps, predicate):
