@@ -224,8 +224,17 @@ export class UtteranceScheduler {
     utterance.ended = true;
     utterance.endedPerfMs = performance.now();
     if (reason === "done") return; // its events still play out
+    this._drop(utterance);
+  }
+
+  /**
+   * The client side of an interruption (docs/protocol.md, utterance_end with barge_in, stop or error): the server
+   * has already cut the audio, so the utterance's events leave the mixer at once and the mouth relaxes from
+   * where it is. The only place an utterance's events are taken back.
+   */
+  _drop(utterance) {
     this.utterances.delete(utterance.id);
-    this._rebuild(); // barge-in, stop or error: the mouth relaxes from where it is
+    this._refeedMixer();
   }
 
   _anchor(utterance, baseS) {
@@ -239,7 +248,8 @@ export class UtteranceScheduler {
     this.mixer.addProsody(frames.map((f) => ({ ...f, time_s: f.time_s + base })));
   }
 
-  _rebuild() {
+  /** A mixer holding exactly the anchored utterances' events (after a drop, or when the mixer is first made). */
+  _refeedMixer() {
     if (!this.mixer) return;
     this.mixer.clear();
     for (const utterance of this.utterances.values()) {
@@ -285,7 +295,7 @@ export class UtteranceScheduler {
     if (now === null) return null;
     if (!this.mixer) {
       this.mixer = this.createMixer(now);
-      this._rebuild();
+      this._refeedMixer();
     }
     const frame = this.mixer.advanceTo(Math.max(now, this.mixer.timeS)); // a clock snap never runs time backwards
     this.mixer.prune();
