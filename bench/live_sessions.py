@@ -33,8 +33,7 @@ async def run_clients(n: int, base_url: str) -> None:
 
     restrict_to_loopback(True)  # the clients' media stays on 127.0.0.1, as the server's
 
-    sys.path.insert(0, str(HERE.parents[1] / "tests" / "live"))
-    from live_peer import ClientPeer
+    from photoavatar.testing.peer import ClientPeer
 
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
         clients = []

@@ -11,13 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from photoavatar.testing.browser import CHROMIUM, CHROMIUM_ARGS
+
 WEB = Path(__file__).resolve().parents[2] / "photoavatar" / "web"
 NODE = shutil.which("node")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update",
-                 "--autoplay-policy=no-user-gesture-required", "--disable-dev-shm-usage",
-                 # WebRTC media stays on 127.0.0.1 (the server's loopback ICE mode): no LAN address, no mDNS
-                 "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns"]
 
 
 class _FoldersHandler(SimpleHTTPRequestHandler):
@@ -82,3 +79,17 @@ def page(browser):
     tab.on("pageerror", lambda error: tab.errors.append(str(error)))
     yield tab
     context.close()
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory, faces_dir):
+    """The real server (aiortc, Piper) on a loopback port, serving the synthetic bundle as avatar "grace"."""
+    from photoavatar.server.app import create_app
+    from photoavatar.server.config import ServerSettings
+    from photoavatar.testing.bundles import write_test_bundle
+    from photoavatar.testing.servers import server_in_thread
+
+    avatars = tmp_path_factory.mktemp("avatars")
+    write_test_bundle(avatars / "grace", faces_dir / "grace_hopper.jpg")
+    with server_in_thread(create_app(ServerSettings.from_settings(avatars_dir=avatars))) as base_url:
+        yield base_url

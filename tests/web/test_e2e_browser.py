@@ -1,72 +1,18 @@
 """End to end: the real server (aiortc, Piper), the bundled page in headless Chromium, a real WebRTC link.
 
-The avatar is a small synthetic bundle written with the real bundle writer (grace_hopper.jpg as the idle frame,
-sprites with mouths of different openings), so this test does not wait for avatarize.
+The avatar is the small synthetic bundle of photoavatar/testing/bundles.py (written with the real bundle writer),
+so this test does not wait for avatarize; the `live_server` fixture (tests/web/conftest.py) serves it.
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image, ImageDraw
-from servers import server_in_thread
+
+from photoavatar.testing.browser import connect
 
 pytestmark = pytest.mark.slow
-
-FACES = Path(__file__).resolve().parents[2] / ".." / "shared" / "testdata" / "faces"
-VISEMES = ("Rest", "AI", "E", "U", "O", "MBP", "FV", "L", "WQ", "R", "CH", "TH")
-OPENING_PX = {"Rest": 0, "AI": 22, "E": 12, "U": 8, "O": 18, "MBP": 0, "FV": 3, "L": 10, "WQ": 8, "R": 9, "CH": 7, "TH": 6}
-
-
-def write_test_bundle(out: Path) -> None:
-    from photoavatar.avatar.bundle import BundleContents, write_bundle
-    from photoavatar.avatar.video import encode_mp4
-
-    photo = np.asarray(Image.open(FACES / "grace_hopper.jpg").convert("RGB").resize((256, 256)))
-    frames = 50
-    encode_mp4((photo for _ in range(frames)), out.parent / "idle.mp4", fps=25)
-    x, y, w, h = 96, 150, 64, 48  # the mouth box of grace_hopper at 256 px
-    sprites = []
-    for name in VISEMES:
-        sprite = Image.fromarray(photo[y:y + h, x:x + w].copy())
-        if OPENING_PX[name]:
-            ImageDraw.Draw(sprite).ellipse((14, 22 - OPENING_PX[name] // 2, 50, 22 + OPENING_PX[name] // 2), fill=(40, 10, 15))
-        sprites.append(np.dstack([np.asarray(sprite), np.full((h, w), 255, np.uint8)]))
-    yy, xx = np.mgrid[0:h, 0:w]
-    mask = np.minimum(255, 25 * np.minimum.reduce([xx, yy, w - 1 - xx, h - 1 - yy])).astype(np.uint8)
-    write_bundle(out, BundleContents(
-        idle_mp4=(out.parent / "idle.mp4").read_bytes(),
-        atlas_rgba=np.concatenate(sprites, axis=1),
-        atlas_layout={"format_version": 1, "sprite_size": [w, h], "placement": {"x": x, "y": y},
-                      "sprites": {n: {"x": i * w, "y": 0, "w": w, "h": h} for i, n in enumerate(VISEMES)}},
-        mask=mask,
-        roi={"format_version": 1, "mouth": {"x": x + 8, "y": y + 8, "w": w - 16, "h": h - 16}, "fps": 25,
-             "frame_count": frames, "pivot": [128.0, 170.0], "head_track": [[0.0, 0.0, 1.0]] * frames},
-        manifest_fields={"source_sha256": "0" * 64, "frame_size": [256, 256], "fps": 25, "frame_count": frames,
-                         "duration_s": frames / 25, "visemes": list(VISEMES), "photo_advice": None}))
-
-
-@pytest.fixture(scope="module")
-def live_server(tmp_path_factory):
-    from photoavatar.server.app import create_app
-    from photoavatar.server.config import ServerSettings
-
-    avatars = tmp_path_factory.mktemp("avatars")
-    write_test_bundle(avatars / "grace")
-    with server_in_thread(create_app(ServerSettings.from_settings(avatars_dir=avatars))) as base_url:
-        yield base_url
-
-
-def connect(page, base):
-    page.goto(base)
-    page.wait_for_function("document.querySelectorAll('#avatar-select option').length > 0", timeout=20000)
-    page.select_option("#avatar-select", "grace")
-    page.click("#connect")
-    page.wait_for_function("['ready', 'error'].includes(window.photoavatar.state)", timeout=30000)
-    assert page.evaluate("window.photoavatar.state") == "ready", page.evaluate("window.photoavatar.detail")
 
 
 def sample_mouth(page, seconds):

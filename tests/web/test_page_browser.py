@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from photoavatar.testing.loopback import ONSET_TARGET_MS, beep_onset
+
 pytestmark = pytest.mark.slow
 
 
@@ -96,59 +98,10 @@ def test_nod_moves_the_mouth_down_by_at_most_one_and_a_half_pixels(static_server
     assert misfit(1) < misfit(0) and misfit(2) < misfit(0) and misfit(3) > min(misfit(1), misfit(2))
 
 
-LOOPBACK = """async () => {
-  const { RtpPlayoutClock, StreamOnsetListener, ssrcTimeToPerfMs } = await import('/sync.js');
-  const context = new AudioContext();
-  await context.resume();
-  const tone = context.createOscillator();
-  const gate = context.createGain();
-  gate.gain.value = 0;
-  const out = context.createMediaStreamDestination();
-  tone.connect(gate).connect(out);
-  tone.start();
-  const sender = new RTCPeerConnection(), receiver = new RTCPeerConnection();
-  sender.onicecandidate = (e) => e.candidate && receiver.addIceCandidate(e.candidate);
-  receiver.onicecandidate = (e) => e.candidate && sender.addIceCandidate(e.candidate);
-  const got = new Promise((resolve) => { receiver.ontrack = (e) => resolve(e); });
-  sender.addTrack(out.stream.getAudioTracks()[0], out.stream);
-  await sender.setLocalDescription(await sender.createOffer());
-  await receiver.setRemoteDescription(sender.localDescription);
-  await receiver.setLocalDescription(await receiver.createAnswer());
-  await sender.setRemoteDescription(receiver.localDescription);
-  const track = await got;
-  const stream = new MediaStream([track.track]);
-  const audio = new Audio(); audio.srcObject = stream; audio.muted = true; await audio.play();
-  const listener = new StreamOnsetListener(context, stream);
-  const clock = new RtpPlayoutClock();
-  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-  const poll = async (ms) => {
-    const onsets = []; const until = performance.now() + ms;
-    while (performance.now() < until) {
-      const sources = track.receiver.getSynchronizationSources();
-      for (const s of sources) clock.observe(s, performance.timeOrigin);
-      const onset = listener.poll(); if (onset !== null) onsets.push(onset);
-      await new Promise(requestAnimationFrame);
-    }
-    return onsets;
-  };
-  await poll(1200);  // silence first: connection, jitter buffer
-  const beepAt = performance.now();
-  gate.gain.setValueAtTime(0.5, context.currentTime);
-  const onsets = await poll(800);
-  const source = track.receiver.getSynchronizationSources()[0];
-  const now = performance.now();
-  const result = { beepAt, onsets, now, rawTimestamp: source?.timestamp ?? null, rtpTimestamp: source?.rtpTimestamp ?? null,
-    sourcePerf: source ? ssrcTimeToPerfMs(source.timestamp, performance.timeOrigin) : null,
-    observations: clock.observations, clockNowS: clock.secondsAt(now), clockLaterS: clock.secondsAt(now + 1000) };
-  sender.close(); receiver.close(); context.close();
-  return result;
-}"""
-
-
 def test_playout_clock_and_onset_on_a_real_webrtc_link(static_server, page):
     base, _ = static_server
     page.goto(base + "vendor/README.md")  # any page of the origin: the test imports /sync.js itself
-    result = page.evaluate(LOOPBACK)
+    result = beep_onset(page, listen_ms=5 * ONSET_TARGET_MS)
     assert result["rawTimestamp"] is not None, "Chromium gave no synchronization source for received audio"
     # Whatever base Chromium uses, the converted playout time is a moment just before now.
     assert result["now"] - 500 < result["sourcePerf"] <= result["now"] + 1, result
@@ -156,6 +109,7 @@ def test_playout_clock_and_onset_on_a_real_webrtc_link(static_server, page):
     assert result["clockLaterS"] - result["clockNowS"] == pytest.approx(1.0, abs=1e-6)
     assert len(result["onsets"]) == 1, result["onsets"]
     latency_ms = result["onsets"][0] - result["beepAt"]
-    assert 0 < latency_ms < 400, f"onset {latency_ms:.0f} ms after the beep started"
+    # Loose: 5x the target, which bench/live.py measures (a broken listener hears nothing or hears it twice).
+    assert 0 < latency_ms < 5 * ONSET_TARGET_MS, f"onset {latency_ms:.0f} ms after the beep started"
     print(f"\nSSRC timestamp raw {result['rawTimestamp']:.1f} (epoch ms: {result['rawTimestamp'] > 1e11}); "
           f"loopback beep heard after {latency_ms:.0f} ms")
