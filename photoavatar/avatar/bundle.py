@@ -14,11 +14,11 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 from PIL import Image
@@ -27,6 +27,7 @@ from photoavatar import __version__
 from photoavatar.avatar.errors import AvatarError
 
 FORMAT_VERSION = 1
+Parsed = TypeVar("Parsed")
 
 
 # ---------------------------------------------------------------- the file table
@@ -193,7 +194,8 @@ def load_bundle(path: Path) -> AvatarBundle:
     return bundle
 
 
-def _parsed(root: Path, parse, data: dict):
+def _parsed(root: Path, parse: Callable[[dict], Parsed], data: dict) -> Parsed:
+    """PARSE(DATA), with a missing or mistyped field reported as an unusable bundle."""
     try:
         return parse(data)
     except (KeyError, TypeError, ValueError) as error:
