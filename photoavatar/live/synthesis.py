@@ -1,0 +1,206 @@
+"""One synthesis scheduler for all sessions: model runs by deadline, a bounded number at a time.
+
+Every utterance is a stream of steps (one step = one model run, one chunk of audio). Workers (one per model
+instance) always take the most urgent step of any stream:
+1. first chunks before anything else, oldest request first: a listener who hears nothing yet waits longest;
+2. then the stream whose listener runs out of audio soonest (its deadline: when the audio made so far ends
+   playing; a deadline in the past is a listener hearing silence now, so it goes first).
+So one session's long text delays another's first audio by at most the step already running on each worker,
+and cancelling an utterance stops it within one chunk: its next step is never started. Steps far ahead of
+their deadline (more than HORIZON_S of audio buffered) wait, so a long text never hoards the CPU or memory.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+HORIZON_S = 20.0  # audio a stream may have ready beyond what its listener has heard
+
+
+class StreamEnd:
+    """Delivered once after a stream's last item (never after a cancel)."""
+
+
+END = StreamEnd()
+
+
+@dataclass(eq=False)
+class SynthesisStream:
+    """One utterance's steps. `deliver` is called on a worker thread with each item, an exception, then END."""
+
+    steps: Iterator[Any]
+    duration_s: Callable[[Any], float]  # seconds of audio in an item
+    deliver: Callable[[Any], None]
+    requested_at_s: float
+    order: int = 0
+    started_at_s: float | None = None  # when its first item was delivered: playback starts about then
+    made_s: float = 0.0  # audio made so far
+    running: bool = False
+    cancelled: bool = False
+    finished: bool = False
+    runs: int = 0
+    run_time_s: float = field(default=0.0)
+
+    @property
+    def waiting_for_first(self) -> bool:
+        return self.started_at_s is None
+
+    def deadline_s(self) -> float:
+        """When this stream's listener needs its next chunk (first chunks: when it was asked for)."""
+        if self.started_at_s is None:
+            return self.requested_at_s
+        return self.started_at_s + self.made_s
+
+
+class SynthesisScheduler:
+    """Runs the steps of many SynthesisStreams on WORKERS threads (one model run each at a time)."""
+
+    def __init__(self, workers: int, initializer: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic, horizon_s: float = HORIZON_S):
+        if workers < 1:
+            raise ValueError(f"the scheduler needs at least one worker, got {workers}")
+        self._clock = clock
+        self._horizon_s = horizon_s
+        self._streams: list[SynthesisStream] = []
+        self._order = itertools.count()
+        self._condition = threading.Condition()
+        self._closed = False
+        self._initializer = initializer
+        self._threads = [threading.Thread(target=self._work, name=f"synthesis-{i}", daemon=True)
+                         for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def workers(self) -> int:
+        return len(self._threads)
+
+    def submit(self, steps: Iterator[Any], duration_s: Callable[[Any], float], deliver: Callable[[Any], None],
+               requested_at_s: float | None = None) -> SynthesisStream:
+        """Queue an utterance's steps (lazy: nothing runs before a worker takes its first step)."""
+        stream = SynthesisStream(iter(steps), duration_s, deliver,
+                                 self._clock() if requested_at_s is None else requested_at_s, next(self._order))
+        with self._condition:
+            if self._closed:
+                raise RuntimeError("the synthesis scheduler is closed")
+            self._streams.append(stream)
+            self._condition.notify()
+        return stream
+
+    def cancel(self, stream: SynthesisStream) -> None:
+        """Run no further step of STREAM; a step already running finishes and is discarded."""
+        with self._condition:
+            stream.cancelled = True
+            idle = not stream.running and not stream.finished
+            if idle:
+                self._drop(stream)
+        if idle:
+            _close(stream.steps)
+
+    def pending(self) -> int:
+        """Streams with steps still to run (for metrics)."""
+        with self._condition:
+            return len(self._streams)
+
+    def running(self) -> int:
+        with self._condition:
+            return sum(1 for stream in self._streams if stream.running)
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            streams, self._streams = self._streams, []
+            for stream in streams:
+                stream.cancelled = True
+            self._condition.notify_all()
+        for stream in streams:
+            if not stream.running:
+                _close(stream.steps)
+
+    # -- workers --------------------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        if self._initializer is not None:
+            self._initializer()
+        while (stream := self._next_step()) is not None:
+            self._run_step(stream)
+
+    def _next_step(self) -> SynthesisStream | None:
+        with self._condition:
+            while not self._closed:
+                stream, wait_s = self._most_urgent()
+                if stream is not None:
+                    stream.running = True
+                    return stream
+                self._condition.wait(wait_s)
+            return None
+
+    def _most_urgent(self) -> tuple[SynthesisStream | None, float | None]:
+        """The stream to run now, or None and how long until one falls within the horizon."""
+        idle = [s for s in self._streams if not s.running]
+        if not idle:
+            return None, None
+        best = min(idle, key=lambda s: (not s.waiting_for_first, s.deadline_s(), s.order))
+        early_s = best.deadline_s() - self._clock() - self._horizon_s
+        if early_s > 0:
+            return None, early_s
+        return best, None
+
+    def _run_step(self, stream: SynthesisStream) -> None:
+        started = self._clock()
+        try:
+            item, done, error = next(stream.steps), False, None
+        except StopIteration:
+            item, done, error = None, True, None
+        except Exception as failure:  # an engine failure ends this stream, never a worker
+            item, done, error = None, True, failure
+        with self._condition:
+            stream.runs += 1
+            stream.run_time_s += self._clock() - started
+            cancelled = stream.cancelled
+            if not (cancelled or done):
+                stream.made_s += stream.duration_s(item)
+                if stream.started_at_s is None:
+                    stream.started_at_s = self._clock()
+        if not cancelled:  # delivered while still marked running, so a stream's items never overtake
+            if error is not None:
+                log.warning("synthesis failed: %s", error)
+                _deliver(stream, error)
+            _deliver(stream, END if done else item)
+        with self._condition:
+            stream.running = False
+            if stream.cancelled or done:
+                self._drop(stream)
+            cancelled = stream.cancelled
+            self._condition.notify()
+        if cancelled:
+            _close(stream.steps)
+
+    def _drop(self, stream: SynthesisStream) -> None:
+        stream.finished = True
+        if stream in self._streams:
+            self._streams.remove(stream)
+
+
+def _deliver(stream: SynthesisStream, item: Any) -> None:
+    try:
+        stream.deliver(item)
+    except Exception:  # a session that went away must not take a worker with it
+        log.exception("delivering synthesis output failed")
+
+
+def _close(steps: Iterator[Any]) -> None:
+    close = getattr(steps, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            log.exception("closing a cancelled synthesis stream failed")

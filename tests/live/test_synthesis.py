@@ -1,0 +1,166 @@
+"""The synthesis scheduler: first chunks first, then by deadline; a cancelled stream stops within one chunk."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from photoavatar.live.synthesis import END, SynthesisScheduler
+
+WAIT_S = 5.0
+
+
+class Recorder:
+    """Steps that log their runs in order; each run can be held at a gate until the test releases it."""
+
+    def __init__(self) -> None:
+        self.runs: list[str] = []
+        self.lock = threading.Lock()
+        self.delivered: dict[str, list] = {}
+        self.closed: set[str] = set()
+
+    def steps(self, name: str, count: int, duration_s: float, gate: threading.Event | None = None,
+              started: threading.Event | None = None):
+        try:
+            for index in range(count):
+                with self.lock:
+                    self.runs.append(f"{name}{index}")
+                if started is not None:
+                    started.set()
+                if gate is not None:
+                    assert gate.wait(WAIT_S), "the test never released the gate"
+                yield (name, index, duration_s)
+        finally:
+            self.closed.add(name)
+
+    def deliver(self, name: str):
+        done = self.delivered.setdefault(name, [])
+        return done.append
+
+    def submit(self, scheduler: SynthesisScheduler, name: str, count: int, duration_s: float = 1.0, **kwargs):
+        return scheduler.submit(self.steps(name, count, duration_s, **kwargs), lambda item: item[2],
+                                self.deliver(name))
+
+    def wait_ended(self, *names: str) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while time.monotonic() < deadline:
+            if all(self.delivered.get(n) and self.delivered[n][-1] is END for n in names):
+                return
+            time.sleep(0.005)
+        raise AssertionError(f"streams {names} did not end: {self.delivered}")
+
+
+@pytest.fixture
+def scheduler():
+    made = []
+
+    def make(workers: int = 1, **kwargs) -> SynthesisScheduler:
+        made.append(SynthesisScheduler(workers, **kwargs))
+        return made[-1]
+
+    yield make
+    for s in made:
+        s.close()
+
+
+def test_first_chunks_go_before_any_later_chunk(scheduler):
+    runs = Recorder()
+    sched = scheduler(1)
+    gate, started = threading.Event(), threading.Event()
+    runs.submit(sched, "a", 4, gate=gate, started=started)  # a long utterance is being synthesised
+    assert started.wait(WAIT_S)
+    runs.submit(sched, "b", 2)
+    runs.submit(sched, "c", 2)
+    gate.set()
+    runs.wait_ended("a", "b", "c")
+    # a's running first step finishes; then b's and c's first chunks, in request order, before a's second
+    assert runs.runs[:3] == ["a0", "b0", "c0"]
+    assert runs.runs.index("a1") > runs.runs.index("c0")
+
+
+def test_later_chunks_go_by_deadline(scheduler):
+    runs = Recorder()
+    sched = scheduler(1)
+    gate, started = threading.Event(), threading.Event()
+    runs.submit(sched, "hold", 1, gate=gate, started=started)
+    assert started.wait(WAIT_S)
+    runs.submit(sched, "long", 3, duration_s=5.0)  # each chunk buffers 5 s of audio
+    runs.submit(sched, "short", 3, duration_s=0.5)  # each buffers 0.5 s: its listener runs out sooner
+    gate.set()
+    runs.wait_ended("long", "short")
+    assert runs.runs[1:3] == ["long0", "short0"]  # first chunks in request order
+    # short's buffer (0.5 s, 1.0 s) ends before long's (5 s): both its later chunks come before long1
+    assert runs.runs.index("short2") < runs.runs.index("long1")
+
+
+def test_cancel_stops_within_one_chunk_and_closes_the_steps(scheduler):
+    runs = Recorder()
+    sched = scheduler(1)
+    gate, started = threading.Event(), threading.Event()
+    stream = runs.submit(sched, "runon", 1000, gate=gate, started=started)
+    assert started.wait(WAIT_S)
+    sched.cancel(stream)  # while its first step runs
+    gate.set()
+    runs.submit(sched, "next", 1)
+    runs.wait_ended("next")
+    assert [r for r in runs.runs if r.startswith("runon")] == ["runon0"]
+    assert "runon" in runs.closed
+    assert runs.delivered.get("runon", []) == []  # the step that was running is discarded
+    assert sched.pending() == 0
+
+
+def test_cancel_of_a_queued_stream_runs_nothing(scheduler):
+    runs = Recorder()
+    sched = scheduler(1)
+    gate, started = threading.Event(), threading.Event()
+    runs.submit(sched, "busy", 1, gate=gate, started=started)
+    assert started.wait(WAIT_S)
+    queued = runs.submit(sched, "queued", 5)
+    sched.cancel(queued)
+    gate.set()
+    runs.wait_ended("busy")
+    assert not any(r.startswith("queued") for r in runs.runs)
+
+
+def test_steps_beyond_the_horizon_wait_while_others_run(scheduler):
+    runs = Recorder()
+    sched = scheduler(1, horizon_s=0.5)
+    runs.submit(sched, "far", 3, duration_s=30.0)  # 30 s buffered after its first chunk
+    runs.submit(sched, "near", 3, duration_s=0.01)
+    runs.wait_ended("near")
+    time.sleep(0.05)
+    assert [r for r in runs.runs if r.startswith("far")] == ["far0"]
+
+
+def test_an_engine_error_is_delivered_then_the_end(scheduler):
+    sched = scheduler(2)
+    got: list = []
+    done = threading.Event()
+
+    def failing():
+        yield 1.0
+        raise RuntimeError("model crashed")
+
+    def deliver(item):
+        got.append(item)
+        if item is END:
+            done.set()
+
+    sched.submit(failing(), lambda item: item, deliver)
+    assert done.wait(WAIT_S)
+    assert got[0] == 1.0 and isinstance(got[1], RuntimeError) and got[2] is END
+
+
+def test_two_workers_run_two_streams_at_once(scheduler):
+    runs = Recorder()
+    sched = scheduler(2)
+    gate = threading.Event()
+    first, second = threading.Event(), threading.Event()
+    runs.submit(sched, "x", 1, gate=gate, started=first)
+    runs.submit(sched, "y", 1, gate=gate, started=second)
+    assert first.wait(WAIT_S) and second.wait(WAIT_S)  # both model runs in flight together
+    assert sched.running() == 2
+    gate.set()
+    runs.wait_ended("x", "y")
