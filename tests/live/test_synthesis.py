@@ -43,6 +43,13 @@ class Recorder:
         return scheduler.submit(self.steps(name, count, duration_s, **kwargs), lambda item: item[2],
                                 self.deliver(name))
 
+    def occupy(self, scheduler: SynthesisScheduler, name: str, count: int = 1):
+        """Start NAME's first step and hold it there; returns the gate that lets it go on, and the stream."""
+        gate, started = threading.Event(), threading.Event()
+        stream = self.submit(scheduler, name, count, gate=gate, started=started)
+        assert started.wait(WAIT_S)
+        return gate, stream
+
     def wait_ended(self, *names: str) -> None:
         deadline = time.monotonic() + WAIT_S
         while time.monotonic() < deadline:
@@ -68,9 +75,7 @@ def scheduler():
 def test_first_chunks_go_before_any_later_chunk(scheduler):
     runs = Recorder()
     sched = scheduler(1)
-    gate, started = threading.Event(), threading.Event()
-    runs.submit(sched, "a", 4, gate=gate, started=started)  # a long utterance is being synthesised
-    assert started.wait(WAIT_S)
+    gate, _ = runs.occupy(sched, "a", 4)  # a long utterance is being synthesised
     runs.submit(sched, "b", 2)
     runs.submit(sched, "c", 2)
     gate.set()
@@ -83,9 +88,7 @@ def test_first_chunks_go_before_any_later_chunk(scheduler):
 def test_later_chunks_go_by_deadline(scheduler):
     runs = Recorder()
     sched = scheduler(1)
-    gate, started = threading.Event(), threading.Event()
-    runs.submit(sched, "hold", 1, gate=gate, started=started)
-    assert started.wait(WAIT_S)
+    gate, _ = runs.occupy(sched, "hold")
     runs.submit(sched, "long", 3, duration_s=5.0)  # each chunk buffers 5 s of audio
     runs.submit(sched, "short", 3, duration_s=0.5)  # each buffers 0.5 s: its listener runs out sooner
     gate.set()
@@ -98,9 +101,7 @@ def test_later_chunks_go_by_deadline(scheduler):
 def test_cancel_stops_within_one_chunk_and_closes_the_steps(scheduler):
     runs = Recorder()
     sched = scheduler(1)
-    gate, started = threading.Event(), threading.Event()
-    stream = runs.submit(sched, "runon", 1000, gate=gate, started=started)
-    assert started.wait(WAIT_S)
+    gate, stream = runs.occupy(sched, "runon", 1000)
     sched.cancel(stream)  # while its first step runs
     gate.set()
     runs.submit(sched, "next", 1)
@@ -114,9 +115,7 @@ def test_cancel_stops_within_one_chunk_and_closes_the_steps(scheduler):
 def test_cancel_of_a_queued_stream_runs_nothing(scheduler):
     runs = Recorder()
     sched = scheduler(1)
-    gate, started = threading.Event(), threading.Event()
-    runs.submit(sched, "busy", 1, gate=gate, started=started)
-    assert started.wait(WAIT_S)
+    gate, _ = runs.occupy(sched, "busy")
     queued = runs.submit(sched, "queued", 5)
     sched.cancel(queued)
     gate.set()
