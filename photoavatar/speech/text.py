@@ -19,6 +19,12 @@ from photoavatar.speech.engine import SpeechError
 log = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 5000  # one request; longer text is streamed with split_sentences()
+# One model run synthesises at most this much (bound_sentence): Piper's memory grows with the sentence it is
+# given (about 19 MB per second of audio, 4.6 MB per word; a 4,800-character run-on took 8.7 GB), and a long
+# run delays every other session's next chunk. 20 words is about 5.5 s of speech, a peak of about 100 MB
+# per run and 0.25 s of synthesis on 2 threads (bench/seam.py prints the cost), and still one natural phrase.
+MAX_WORDS_PER_RUN = 20
+MAX_CHARS_PER_RUN = 140  # long words and numbers: espeak reads "123456789" as many words
 
 # Abbreviations read as words. Each ends with a period that would otherwise end the sentence.
 ABBREVIATIONS: dict[str, str] = {
@@ -271,6 +277,74 @@ def split_clauses(sentence: str, max_words: int = 10) -> list[str]:
     if len(pieces[0].split()) > max_words:
         pieces[:1] = _cut_before_conjunction(pieces[0], max_words)
     return pieces
+
+
+def speech_pieces(text: str, first_max_words: int = 10, max_words: int = MAX_WORDS_PER_RUN,
+                  max_chars: int = MAX_CHARS_PER_RUN) -> Iterator[str]:
+    """The pieces of TEXT, one per model run, lazily: sentences, the first cut at clauses to FIRST_MAX_WORDS
+    so it comes quickly, and every piece bounded by bound_sentence whatever the punctuation."""
+    sentences = split_sentences(text)
+    first = next(sentences, None)
+    if first is None:
+        return
+    for piece in split_clauses(first, first_max_words):
+        yield from bound_sentence(piece, max_words, max_chars)
+    for sentence in sentences:
+        yield from bound_sentence(sentence, max_words, max_chars)
+
+
+def bound_sentence(sentence: str, max_words: int = MAX_WORDS_PER_RUN, max_chars: int = MAX_CHARS_PER_RUN) -> list[str]:
+    """SENTENCE as pieces of at most MAX_WORDS words and MAX_CHARS characters, one model run each.
+
+    Cut at clause boundaries first (, ; : dashes), then before a conjunction, then between words; a word
+    longer than MAX_CHARS is cut into parts. The cuts keep phrases whole where the text allows, so each run
+    has the prosody of a clause rather than of an arbitrary window.
+    """
+    if max_words < 1 or max_chars < 2:
+        raise ValueError(f"a piece needs room for a word: max_words={max_words}, max_chars={max_chars}")
+    if _fits(sentence, max_words, max_chars):
+        return [sentence]
+    pieces: list[str] = []
+    for clause in _cut_after(sentence, _CLAUSE_END_RE):
+        if pieces and _fits(f"{pieces[-1]} {clause}", max_words, max_chars):
+            pieces[-1] = f"{pieces[-1]} {clause}"
+        elif _fits(clause, max_words, max_chars):
+            pieces.append(clause)
+        else:
+            pieces.extend(_cut_between_words(clause, max_words, max_chars))
+    return pieces
+
+
+def _fits(text: str, max_words: int, max_chars: int) -> bool:
+    return len(text) <= max_chars and len(text.split()) <= max_words
+
+
+def _cut_between_words(clause: str, max_words: int, max_chars: int) -> list[str]:
+    """Greedy pieces of whole words; a full piece is cut before its last conjunction when it has one late enough."""
+    words = [part for word in clause.split() for part in _word_parts(word, max_chars)]
+    pieces: list[str] = []
+    current: list[str] = []
+    for word in words:
+        if current and not _fits(" ".join([*current, word]), max_words, max_chars):
+            cut = _conjunction_cut(current, max_words)
+            pieces.append(" ".join(current[:cut]))
+            current = current[cut:]
+        current.append(word)
+    if current:
+        pieces.append(" ".join(current))
+    return pieces
+
+
+def _word_parts(word: str, max_chars: int) -> list[str]:
+    return [word[i:i + max_chars] for i in range(0, len(word), max_chars)] if len(word) > max_chars else [word]
+
+
+def _conjunction_cut(words: list[str], max_words: int) -> int:
+    """Where to end a full piece: before the last conjunction in its second half, else after its last word."""
+    for index in range(len(words) - 1, max(0, len(words) // 2) - 1, -1):
+        if index > 0 and words[index].lower() in _CONJUNCTIONS:
+            return index
+    return len(words)
 
 
 def _cut_after(sentence: str, boundary: re.Pattern) -> list[str]:
