@@ -40,6 +40,7 @@ def load_photo(path: Path) -> Photo:
         _shrink_while_decoding(image, upright_size)
         image.load()
         image = ImageOps.exif_transpose(image)
+        image = _reduce_before_converting(image)
     except (OSError, SyntaxError, ValueError) as error:
         raise AvatarError(f"{path} is damaged or truncated ({error}); export the photo again and retry") from None
     rgb = _to_rgb8(image, path)
@@ -89,6 +90,21 @@ def _shrink_while_decoding(image: Image.Image, upright_size: tuple[int, int]) ->
     if max(upright_size) > MAX_WORKING_SIDE_PX and image.format == "JPEG":
         factor = 2 * max(upright_size) / MAX_WORKING_SIDE_PX
         image.draft(image.mode, (int(image.size[0] / factor), int(image.size[1] / factor)))
+
+
+def _reduce_before_converting(image: Image.Image) -> Image.Image:
+    """Box-reduce, by a whole factor, a decoded picture larger than the working size (PNG, WebP, ...).
+
+    Only JPEGs shrink while decoding; without this, every conversion below (alpha, 16-bit to 8-bit, RGB)
+    would copy the full-size picture: a 40 MP RGBA or 16-bit PNG peaked at 1.2 GB, and 144 MP at 4 GB.
+    Like `draft` for JPEGs, the result lands between half the working size and the working size.
+    """
+    factor = -(-max(image.size) // MAX_WORKING_SIDE_PX)  # ceiling
+    if factor < 2:
+        return image
+    if image.mode not in ("L", "LA", "RGB", "RGBA", "RGBa", "La", "I", "F", "CMYK"):  # reduce() takes these
+        image = image.convert("I" if image.mode.startswith("I;16") else "RGBA")
+    return image.reduce(factor)
 
 
 def _to_rgb8(image: Image.Image, path: Path) -> np.ndarray:

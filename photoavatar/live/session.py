@@ -91,6 +91,11 @@ class LiveSession:
         """Cut what is playing and empty the queue; returns the ids of the utterances ended."""
         return self._interrupt_all("stop")
 
+    @property
+    def queued_utterances(self) -> int:
+        """Utterances waiting behind the one playing (/metrics, and the per-session queue limit)."""
+        return len(self._pending)
+
     async def close(self) -> None:
         self._interrupt_all("stop")
         self._player.cancel()
@@ -246,6 +251,9 @@ class SessionRegistry:
 
     def get(self, session_id: str) -> LiveSession | None:
         return self._sessions.get(session_id)
+
+    def all(self) -> list[LiveSession]:
+        return list(self._sessions.values())
 
     async def close(self, session_id: str) -> bool:
         session = self._sessions.pop(session_id, None)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response, 
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from photoavatar import __version__
 from photoavatar.live.protocol import LABELS
@@ -24,6 +27,8 @@ from photoavatar.live.session import LiveSession, SessionRegistry, SpeechSource
 from photoavatar.live.tokens import SessionTokens, TokenError
 from photoavatar.live.transport import LiveError, SessionAccess
 from photoavatar.live.transports import Transports
+from photoavatar.server import health, middleware
+from photoavatar.server.auth import api_key_refusal
 from photoavatar.server.avatars import (
     AvatarNotFound,
     AvatarStore,
@@ -31,15 +36,15 @@ from photoavatar.server.avatars import (
     asset_urls,
     check_avatar_id,
 )
+from photoavatar.server.cleanup import remove_stale_leftovers
 from photoavatar.server.config import ServerSettings
-from photoavatar.server.jobs import AvatarJobs
+from photoavatar.server.ids import JOB_ID, SESSION_ID, InvalidId
+from photoavatar.server.jobs import AvatarJobs, TooManyJobs, new_work_folder
 from photoavatar.server.limits import RateLimiter
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
-MAX_PHOTO_BYTES = 20 * 1024 * 1024
-MAX_SDP_BYTES = 64 * 1024
 
 
 class SessionRequest(BaseModel):
@@ -83,18 +88,23 @@ def create_app(settings: ServerSettings | None = None, speech: SpeechSource | No
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         with state.transports.running():  # the process-wide ICE mode, for as long as the server runs
+            remove_stale_leftovers(settings.avatars_dir)
+            lag_probe = asyncio.create_task(state.loop_lag.probe_forever())
             reaper = asyncio.create_task(state.sessions.reap_forever())
             asyncio.get_running_loop().run_in_executor(state.executor, state.warm_up)
             try:
                 yield
             finally:
                 reaper.cancel()
+                lag_probe.cancel()
                 await state.sessions.close_all()
                 state.executor.shutdown(wait=False, cancel_futures=True)
 
     app = FastAPI(title="photoavatar", version=__version__, lifespan=lifespan,
                   description="A live, lip-synced talking avatar from one photo. Protocol: docs/protocol.md.")
     app.state.photoavatar = state
+    middleware.install(app, limits=settings.limits, api_key=settings.api_key, stats=state.request_stats)
+    app.include_router(health.health_routes(state.metrics, started_at_s=time.monotonic()))
     _add_session_routes(app, state)
     _add_avatar_routes(app, state)
     if WEB_DIR.is_dir():
@@ -109,7 +119,10 @@ class _ServerState:
             speech, engine = engine_speech_source(settings.engine)
             voices = voices if voices is not None else engine.voices()
         self.voices = voices or []
-        self.speech = speech
+        self.synthesis = health.SynthesisGauge()
+        self.speech = speech = self.synthesis.wrap(speech)
+        self.request_stats = middleware.RequestStats()
+        self.loop_lag = health.LoopLag()
         self.executor = ThreadPoolExecutor(max_workers=settings.tts_threads, thread_name_prefix="tts",
                                            initializer=_yield_cpu_to_audio)
         self.sessions = SessionRegistry(speech, self.executor, settings.max_sessions, settings.session_ttl_s,
@@ -117,9 +130,14 @@ class _ServerState:
         self.transports = Transports(settings.transport)
         self.tokens = SessionTokens(settings.session_secret)
         self.avatars = AvatarStore(settings.avatars_dir)
-        self.jobs = AvatarJobs()
+        limits = settings.limits
+        self.jobs = AvatarJobs(limits.max_avatar_jobs, limits.avatar_job_workers, limits.max_upload_pixels,
+                               limits.avatar_job_memory_mb)
         self.session_rate = RateLimiter(settings.sessions_per_minute)
         self.request_rate = RateLimiter(settings.requests_per_minute)
+
+    def metrics(self) -> list[health.Metric]:
+        return health.server_metrics(self.sessions, self.jobs, self.request_stats, self.synthesis, self.loop_lag)
 
     def warm_up(self) -> None:
         """Load the voice and run the model once, so the first /speak does not pay for it (about 0.3 s)."""
@@ -158,6 +176,7 @@ def _bearer(authorization: str | None) -> str:
 
 
 def _authorised_session(state: _ServerState, session_id: str, authorization: str | None) -> LiveSession:
+    _valid(SESSION_ID, session_id)
     try:
         token_session = state.tokens.session_of(_bearer(authorization))
     except TokenError as error:
@@ -168,6 +187,13 @@ def _authorised_session(state: _ServerState, session_id: str, authorization: str
     if session is None:
         raise _http(404, "no such session (it ended or expired): start a new one with POST /session-live")
     return session
+
+
+def _valid(rule, value: str) -> str:
+    try:
+        return rule.check(value)
+    except InvalidId as error:
+        raise _http(400, str(error)) from None
 
 
 def _limit(limiter: RateLimiter, key: str, what: str) -> None:
@@ -205,9 +231,7 @@ def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
         session = _authorised_session(state, session_id, authorization)
         if not request.headers.get("content-type", "").startswith("application/sdp"):
             raise _http(415, "send the SDP offer as the body with Content-Type: application/sdp")
-        body = await request.body()
-        if len(body) > MAX_SDP_BYTES:
-            raise _http(413, f"the SDP offer is larger than {MAX_SDP_BYTES} bytes")
+        body = await request.body()  # at most limits.max_sdp_bytes: the request guard ends larger ones
         try:
             answer = await session.transport.answer(body.decode("utf-8", errors="replace"))
         except LiveError as error:
@@ -229,9 +253,8 @@ def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
 
     @app.post("/stop", summary="cut what is playing and empty the queue")
     async def stop(body: StopRequest, authorization: str | None = Header(None)) -> dict:
-        session = _authorised_session(state, body.session_id, authorization)
-        _limit(state.request_rate, session.session_id, "requests in this session")
-        return {"stopped": session.stop()}
+        session = _authorised_session(state, body.session_id, authorization)  # never rate-limited: stopping
+        return {"stopped": session.stop()}  # must always work, whatever /speak has spent
 
     @app.delete("/sessions/{session_id}", status_code=204, summary="end a session now")
     async def end_session(session_id: str, authorization: str | None = Header(None)) -> Response:
@@ -250,7 +273,7 @@ def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
         settings = state.settings
         return {"max_text_chars": settings.max_text_chars, "requests_per_minute": settings.requests_per_minute,
                 "sessions_per_minute": settings.sessions_per_minute, "max_sessions": settings.max_sessions,
-                "session_ttl_s": settings.session_ttl_s, "max_photo_bytes": MAX_PHOTO_BYTES}
+                "session_ttl_s": settings.session_ttl_s, "max_photo_bytes": settings.limits.max_upload_bytes}
 
 
 async def _session_answer(state: _ServerState, session: LiveSession, request: Request) -> dict:
@@ -271,14 +294,9 @@ async def _session_answer(state: _ServerState, session: LiveSession, request: Re
 
 
 def _require_api_key(state: _ServerState, api_key: str | None) -> None:
-    if not state.settings.api_key:
-        raise _http(403, "creating and deleting avatars is disabled: set PHOTOAVATAR_API_KEY on the server")
-    if api_key is None:
-        raise _http(401, "missing X-API-Key header: creating and deleting avatars needs the server's API key")
-    import hmac
-
-    if not hmac.compare_digest(api_key.encode(), state.settings.api_key.encode()):
-        raise _http(401, "wrong X-API-Key: use the key set in PHOTOAVATAR_API_KEY")
+    refusal = api_key_refusal(state.settings.api_key, api_key)
+    if refusal is not None:
+        raise _http(*refusal)
 
 
 def _add_avatar_routes(app: FastAPI, state: _ServerState) -> None:
@@ -291,9 +309,9 @@ def _add_avatar_routes(app: FastAPI, state: _ServerState) -> None:
 
     @app.get("/avatars/jobs/{job_id}", summary="progress of an avatar creation job")
     async def job(job_id: str, _: None = Depends(api_key)) -> dict:
-        found = state.jobs.get(job_id)
+        found = state.jobs.get(_valid(JOB_ID, job_id))
         if found is None:
-            raise _http(404, f"no job {job_id[:80]!r}: POST /avatars returns the job id")
+            raise _http(404, f"no job {job_id!r}: POST /avatars returns the job id")
         return found.to_json()
 
     @app.get("/avatars/{avatar_id}/{name}", summary="one file of a bundle (public)")
@@ -315,14 +333,14 @@ def _add_avatar_routes(app: FastAPI, state: _ServerState) -> None:
             raise _http(400, str(error)) from None
         if out.exists() or state.jobs.busy_with(avatar_id):
             raise _http(409, f"avatar {avatar_id!r} already exists: DELETE it first or pick another avatar_id")
-        data = await photo.read(MAX_PHOTO_BYTES + 1)
-        if not data:
-            raise _http(400, "the photo is empty: send a portrait JPEG/PNG as the multipart field 'photo'")
-        if len(data) > MAX_PHOTO_BYTES:
-            raise _http(413, f"the photo is larger than {MAX_PHOTO_BYTES // 2**20} MiB: send a smaller one")
         suffix = Path(photo.filename or "photo.jpg").suffix.lower()[:8] or ".jpg"
+        saved = await run_in_threadpool(_save_upload, photo.file, suffix, state.settings.limits.max_upload_bytes)
         state.avatars.root.mkdir(parents=True, exist_ok=True)
-        job = state.jobs.start(data, suffix, out, avatar_id)
+        try:
+            job = state.jobs.start(saved, out, avatar_id)
+        except TooManyJobs as error:
+            shutil.rmtree(saved.parent, ignore_errors=True)
+            raise _http(429, str(error), {"Retry-After": "30"}) from None
         return {"job_id": job.job_id, "avatar_id": avatar_id}
 
     @app.delete("/avatars/{avatar_id}", status_code=204, summary="delete an avatar (X-API-Key)")
@@ -336,11 +354,29 @@ def _add_avatar_routes(app: FastAPI, state: _ServerState) -> None:
         return Response(status_code=204)
 
 
+def _save_upload(source, suffix: str, max_bytes: int) -> Path:
+    """Copy the uploaded photo into a new job work folder (in a worker thread: never on the event loop)."""
+    folder = new_work_folder()
+    photo = folder / f"photo{suffix if suffix.isascii() and suffix[1:].isalnum() else '.img'}"
+    with photo.open("wb") as out:
+        shutil.copyfileobj(source, out, 1024 * 1024)
+    size = photo.stat().st_size
+    problem = None if 0 < size <= max_bytes else (
+        (400, "the photo is empty: send a portrait JPEG/PNG as the multipart field 'photo'") if size == 0 else
+        (413, f"the photo is larger than {max_bytes / 2**20:g} MiB: send a smaller one"))
+    if problem is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise _http(*problem)
+    return photo
+
+
 def serve(host: str = "127.0.0.1", port: int = 8000, avatars: Path | str = "avatars") -> None:
     """Run the server until interrupted (the `photoavatar serve` command)."""
     import uvicorn
 
+    from photoavatar.server.serving import uvicorn_config
+
     settings = ServerSettings.from_settings(avatars)
     app = create_app(settings)
     print(f"photoavatar live server: http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    uvicorn.Server(uvicorn_config(app, host, port, settings.limits)).run()

@@ -6,13 +6,12 @@ Ids are short slugs checked against one pattern, and files against the bundle's 
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
 from photoavatar.avatar.bundle import BUNDLE_FILES, MANIFEST, BundleFile
+from photoavatar.server.ids import AVATAR_ID, InvalidId, excerpt
 
-AVATAR_ID_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 FILES_BY_NAME: dict[str, BundleFile] = {file.name: file for file in BUNDLE_FILES}
 RESERVED_IDS = {"jobs"}  # path segments the API itself uses under /avatars/
 
@@ -21,14 +20,14 @@ class AvatarNotFound(LookupError):
     pass
 
 
-class InvalidAvatarId(ValueError):
+class InvalidAvatarId(InvalidId):
     pass
 
 
 def check_avatar_id(avatar_id: str) -> str:
-    if not AVATAR_ID_RE.match(avatar_id) or avatar_id in RESERVED_IDS:
-        raise InvalidAvatarId(f"avatar id {avatar_id[:80]!r} is not valid: use 1-64 lower-case letters, digits, "
-                              "'-' or '_', starting with a letter or digit")
+    """The id, if it fully matches ids.AVATAR_ID (no trailing newline, no look-alikes) and is not reserved."""
+    if not AVATAR_ID.accepts(avatar_id) or avatar_id in RESERVED_IDS:
+        raise InvalidAvatarId(f"avatar id {excerpt(avatar_id)} is not valid: {AVATAR_ID.explanation}")
     return avatar_id
 
 
@@ -45,7 +44,7 @@ class AvatarStore:
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir()
-                      if AVATAR_ID_RE.match(p.name) and (p / MANIFEST.name).is_file())
+                      if AVATAR_ID.accepts(p.name) and (p / MANIFEST.name).is_file())
 
     def folder(self, avatar_id: str) -> Path:
         """The bundle folder of an id (which may not exist yet); the id is validated first."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from photoavatar.live.transports import TransportSettings
+from photoavatar.server.limits import Limits
 from photoavatar.settings import DEFAULT_TTS_THREADS, setting, tts_threads
 
 
@@ -50,6 +51,7 @@ class ServerSettings:
     livekit_url: str | None = None  # LIVEKIT_URL (+ LIVEKIT_API_KEY, LIVEKIT_API_SECRET): use LiveKit
     livekit_api_key: str | None = None
     livekit_api_secret: str | None = None
+    limits: Limits = field(default_factory=Limits)  # the edge's limits (server/limits.py, docs/limits.md)
 
     @classmethod
     def from_settings(cls, avatars_dir: Path | str | None = None) -> ServerSettings:
@@ -73,6 +75,7 @@ class ServerSettings:
             livekit_url=setting("LIVEKIT_URL"),
             livekit_api_key=setting("LIVEKIT_API_KEY"),
             livekit_api_secret=setting("LIVEKIT_API_SECRET"),
+            limits=Limits.from_settings(),
         )
 
     @property

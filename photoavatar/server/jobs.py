@@ -1,16 +1,31 @@
-"""Background avatarize jobs started by POST /avatars, polled at GET /avatars/jobs/{job_id}."""
+"""Background avatarize jobs started by POST /avatars, polled at GET /avatars/jobs/{job_id}.
+
+Bounded: at most `max_jobs` queued or running (more are refused, HTTP 429), `workers` running at once,
+each in its own low-priority process under a memory cap (server/avatar_worker.py says why). The upload
+lives in a work folder named after this server's pid (server/cleanup.py removes those of dead servers);
+the job removes it when it ends.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import uuid
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
+from photoavatar.server.cleanup import upload_folder_prefix
+
 log = logging.getLogger(__name__)
+
+FINISHED_JOBS_KEPT = 200  # done/failed jobs remembered for polling; the oldest are forgotten first
 
 
 @dataclass
@@ -21,6 +36,7 @@ class AvatarJob:
     progress: float = 0.0  # 0..1
     error: str | None = None
     stage: str = ""
+    peak_rss_bytes: int | None = None  # of its process, once it has ended
 
     def report(self, stage: str, index: int, total: int) -> None:
         self.stage, self.progress = stage, min(1.0, index / total) if total else 0.0
@@ -32,40 +48,111 @@ class AvatarJob:
             data["error"] = self.error
         return data
 
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "failed")
+
+
+class TooManyJobs(Exception):
+    """As many avatar jobs are queued or running as the server allows (HTTP 429)."""
+
+
+def new_work_folder() -> Path:
+    """A private folder for one upload; hand it to AvatarJobs.start, which removes it when the job ends."""
+    return Path(tempfile.mkdtemp(prefix=upload_folder_prefix()))
+
 
 class AvatarJobs:
-    """One worker thread per job (avatarize is CPU-bound and rare); jobs are remembered until restart."""
-
-    def __init__(self) -> None:
-        self._jobs: dict[str, AvatarJob] = {}
+    def __init__(self, max_jobs: int, workers: int, max_pixels: int, memory_mb: int) -> None:
+        self.max_jobs = max_jobs
+        self.max_pixels = max_pixels
+        self.memory_mb = memory_mb
+        self._jobs: OrderedDict[str, AvatarJob] = OrderedDict()
         self._lock = threading.Lock()
+        self._workers = threading.Semaphore(workers)
 
     def get(self, job_id: str) -> AvatarJob | None:
         return self._jobs.get(job_id)
 
     def busy_with(self, avatar_id: str) -> bool:
-        return any(j.avatar_id == avatar_id and j.state in ("queued", "running") for j in self._jobs.values())
+        return any(j.avatar_id == avatar_id and not j.finished for j in list(self._jobs.values()))
 
-    def start(self, photo_bytes: bytes, suffix: str, out: Path, avatar_id: str) -> AvatarJob:
+    def in_flight(self) -> int:
+        return sum(1 for j in list(self._jobs.values()) if not j.finished)
+
+    def counts(self) -> dict[str, int]:
+        found = Counter(j.state for j in list(self._jobs.values()))
+        return {state: found.get(state, 0) for state in ("queued", "running", "done", "failed")}
+
+    def start(self, photo: Path, out: Path, avatar_id: str) -> AvatarJob:
+        """Queue the job for PHOTO (inside a new_work_folder(), which the job then owns)."""
         job = AvatarJob(f"j_{uuid.uuid4().hex[:16]}", avatar_id)
         with self._lock:
+            if self.in_flight() >= self.max_jobs:
+                raise TooManyJobs(f"{self.max_jobs} avatar jobs are already queued or running: poll them at "
+                                  "GET /avatars/jobs/{job_id} and try again when one ends")
             self._jobs[job.job_id] = job
-        threading.Thread(target=self._run, args=(job, photo_bytes, suffix, out), daemon=True,
-                         name=f"avatarize {avatar_id}").start()
+            self._forget_old()
+        threading.Thread(target=self._run, args=(job, photo, out), daemon=True,
+                         name=f"avatar job {job.job_id}").start()
         return job
 
-    def _run(self, job: AvatarJob, photo_bytes: bytes, suffix: str, out: Path) -> None:
-        job.state = "running"
-        work = Path(tempfile.mkdtemp(prefix="photoavatar-upload-"))
-        try:
-            from photoavatar.avatar.build import avatarize
+    def _forget_old(self) -> None:
+        finished = [jid for jid, j in self._jobs.items() if j.finished]
+        for job_id in finished[:max(0, len(finished) - FINISHED_JOBS_KEPT)]:
+            del self._jobs[job_id]
 
-            photo = work / f"photo{suffix}"
-            photo.write_bytes(photo_bytes)
-            avatarize(photo, out, progress=lambda stage, index, total: job.report(stage, index, total))
-            job.progress, job.state = 1.0, "done"
+    def _run(self, job: AvatarJob, photo: Path, out: Path) -> None:
+        try:
+            with self._workers:
+                job.state = "running"
+                self._run_process(job, photo, out)
         except Exception as error:  # the job reports every failure; the server keeps running
-            log.warning("avatarize job %s failed: %s", job.job_id, error)
-            job.state, job.error = "failed", str(error) or type(error).__name__
+            log.exception("avatar job %s could not run", job.job_id)
+            job.state, job.error = "failed", f"the avatar job could not run ({type(error).__name__})"
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(photo.parent, ignore_errors=True)
+
+    def _run_process(self, job: AvatarJob, photo: Path, out: Path) -> None:
+        stderr_path = photo.parent / "worker.log"
+        with stderr_path.open("w") as stderr:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "photoavatar.server.avatar_worker", str(photo), str(out),
+                 str(self.max_pixels), str(self.memory_mb)],
+                stdout=subprocess.PIPE, stderr=stderr, text=True, env=_worker_environment())
+            with process.stdout:
+                for line in process.stdout:
+                    self._take(job, line)
+            code = process.wait()
+        if job.state == "running":  # no answer: it crashed or was killed (out of memory: -9)
+            job.state = "failed"
+            job.error = f"the avatar job stopped unexpectedly (exit status {code}): try again, or a smaller photo"
+        if job.state == "failed":
+            log.warning("avatar job %s failed: %s; worker said: %s", job.job_id, job.error,
+                        stderr_path.read_text(errors="replace")[-2000:].strip())
+        log.info("avatar job %s %s; peak memory %.0f MB", job.job_id, job.state, (job.peak_rss_bytes or 0) / 1e6)
+
+    @staticmethod
+    def _take(job: AvatarJob, line: str) -> None:
+        try:
+            said = json.loads(line)
+        except ValueError:
+            return  # a library printing to stdout; not ours
+        if not isinstance(said, dict):
+            return
+        if "stage" in said:
+            job.report(str(said["stage"]), int(said.get("index", 0)), int(said.get("total", 0)))
+        elif said.get("done"):
+            job.progress, job.state = 1.0, "done"
+        elif "error" in said:
+            job.state, job.error = "failed", str(said["error"])
+        elif "peak_rss_bytes" in said:
+            job.peak_rss_bytes = int(said["peak_rss_bytes"])
+
+
+def _worker_environment() -> dict[str, str]:
+    # One thread per numeric library: the worker must not fan out over the cores live audio needs.
+    env = dict(os.environ)
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(name, "1")
+    return env

@@ -110,9 +110,10 @@ async def test_text_and_request_limits(tmp_path):
         assert reply.status_code == 413 and "limit is 100" in reply.json()["detail"]
         reply = await http.post("/speak", json={"session_id": session["session_id"], "text": "  "}, headers=auth)
         assert reply.status_code == 400 and "empty" in reply.json()["detail"]
+        speak = {"session_id": session["session_id"], "text": "hi", "barge_in": True}
         for _ in range(2):  # the two refused above counted too: every request costs
-            assert (await http.post("/stop", json={"session_id": session["session_id"]}, headers=auth)).status_code == 200
-        reply = await http.post("/stop", json={"session_id": session["session_id"]}, headers=auth)
+            assert (await http.post("/speak", json=speak, headers=auth)).status_code == 202
+        reply = await http.post("/speak", json=speak, headers=auth)
         assert reply.status_code == 429 and int(reply.headers["retry-after"]) >= 1
         assert "at most 4 per 60 s" in reply.json()["detail"]
 
