@@ -74,3 +74,14 @@ def built_bundle(built_bundles):
 @pytest.fixture(scope="session")
 def hopper(built_bundles) -> Built:
     return built_bundles("grace_hopper.jpg")
+
+
+@pytest.fixture(scope="session")
+def synthetic_bundle(tmp_path_factory, faces_dir):
+    """The small synthetic bundle of photoavatar.testing.bundles (grace_hopper.jpg), loaded: seconds, not avatarize."""
+    from photoavatar.avatar.bundle import load_bundle
+    from photoavatar.testing.bundles import write_test_bundle
+
+    out = tmp_path_factory.mktemp("synthetic") / "grace"
+    write_test_bundle(out, faces_dir / "grace_hopper.jpg")
+    return load_bundle(out)

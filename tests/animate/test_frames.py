@@ -10,19 +10,14 @@ import pytest
 
 from photoavatar.animate.frames import FrameRenderer, frame_time_s, talk_frames
 from photoavatar.animate.mixer import mix
-from photoavatar.avatar.bundle import load_bundle
 from photoavatar.speech.types import ProsodyFrame, VisemeEvent
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory, faces_dir):
-    from photoavatar.testing.bundles import write_test_bundle
-
-    out = tmp_path_factory.mktemp("frames") / "grace"
-    write_test_bundle(out, faces_dir / "grace_hopper.jpg")
-    return load_bundle(out)
+def bundle(synthetic_bundle):
+    return synthetic_bundle
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import pytest
 
 from photoavatar.animate.frames import talk_frames
 from photoavatar.animate.jaw import jaw_weights
-from photoavatar.avatar.bundle import load_bundle
 from photoavatar.speech.types import ProsodyFrame, VisemeEvent
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,12 +35,8 @@ def call_js(module: str, calls: list[tuple[str, list]]) -> list:
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory, faces_dir):
-    from photoavatar.testing.bundles import write_test_bundle
-
-    out = tmp_path_factory.mktemp("frames_js") / "grace"
-    write_test_bundle(out, faces_dir / "grace_hopper.jpg")
-    return load_bundle(out)
+def bundle(synthetic_bundle):
+    return synthetic_bundle
 
 
 @pytest.mark.parametrize("vector", ["mixer_sentence_60fps.json", "mixer_jittery_frames_with_overrides.json"])
