@@ -85,3 +85,15 @@ def synthetic_bundle(tmp_path_factory, faces_dir):
     out = tmp_path_factory.mktemp("synthetic") / "grace"
     write_test_bundle(out, faces_dir / "grace_hopper.jpg")
     return load_bundle(out)
+
+
+@pytest.fixture(scope="session")
+def vector_sentence():
+    """(viseme events, prosody frames) of a spoken sentence from tests/vectors/mixer_sentence_60fps.json."""
+    import json
+
+    from photoavatar.speech.types import ProsodyFrame, VisemeEvent
+
+    data = json.loads((REPO / "tests" / "vectors" / "mixer_sentence_60fps.json").read_text())
+    return (tuple(VisemeEvent.from_json(e) for e in data["events"]),
+            tuple(ProsodyFrame.from_json(p) for p in data["prosody"]))

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from photoavatar.animate.frames import FrameRenderer, frame_time_s, talk_frames
 from photoavatar.animate.mixer import mix
-from photoavatar.speech.types import ProsodyFrame, VisemeEvent
-
-VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 
 
 @pytest.fixture(scope="module")
@@ -21,9 +15,8 @@ def bundle(synthetic_bundle):
 
 
 @pytest.fixture(scope="module")
-def sentence():
-    data = json.loads((VECTORS / "mixer_sentence_60fps.json").read_text())
-    return ([VisemeEvent.from_json(e) for e in data["events"]], [ProsodyFrame.from_json(p) for p in data["prosody"]])
+def sentence(vector_sentence):
+    return vector_sentence
 
 
 def mouth(picture: np.ndarray, bundle) -> np.ndarray:

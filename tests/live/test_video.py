@@ -4,10 +4,8 @@ aiortc receiver gets, and the mouth driven by the protocol messages (placement, 
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import time
-from pathlib import Path
 
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -17,9 +15,7 @@ from photoavatar.animate.frames import FrameRenderer
 from photoavatar.live.audio import SAMPLE_RATE_HZ, PacedAudioTrack, Playout
 from photoavatar.live.protocol import RTP_MODULO, Prosody, UtteranceEnd, UtteranceStart, Visemes
 from photoavatar.live.video import VIDEO_CLOCK_HZ, PacedVideoTrack, SpeechOnVideo
-from photoavatar.speech.types import ProsodyFrame, VisemeEvent
 
-VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 NTP_TO_UNIX_S = 2208988800
 
 
@@ -29,10 +25,8 @@ def bundle(synthetic_bundle):
 
 
 @pytest.fixture(scope="module")
-def sentence():
-    data = json.loads((VECTORS / "mixer_sentence_60fps.json").read_text())
-    return (tuple(VisemeEvent.from_json(e) for e in data["events"]),
-            tuple(ProsodyFrame.from_json(p) for p in data["prosody"]))
+def sentence(vector_sentence):
+    return vector_sentence
 
 
 def ntp_seconds(ntp: int) -> float:
