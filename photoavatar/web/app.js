@@ -11,15 +11,17 @@ const $ = (id) => document.getElementById(id);
 const base = new URL(".", location.href).href;
 const HISTORY = 20; // readouts show the median of the last HISTORY measurements
 
-const stats = {
-  frames: 0, fps: 0, drawMs: 0, blendMs: 0,
-  speakToFirstAudioMs: [], avOffsetMs: [], syncObservations: 0, mode: null,
-  messages: 0, badMessages: 0, lastError: null,
-};
 const page = {
-  state: "idle", detail: "", session: null, link: null, scheduler: null, compositor: null, layout: null,
+  state: "idle", detail: "", session: null, link: null, scheduler: null, compositor: null,
   listener: null, audioContext: null, context: null, mediaTimeS: 0, lastFrame: null, pendingSpeakMs: null,
   restSnapshot: null, mouthBox: null,
+};
+const stats = {
+  frames: 0, fps: 0, drawMs: 0, blendMs: 0, outputLatencyMs: 0,
+  speakToFirstAudioMs: [], avOffsetMs: [], syncObservations: 0,
+  messages: 0, badMessages: 0, lastError: null,
+  // The scheduler decides the mode (and may switch it on an utterance_start anchor): read it, never copy it.
+  get mode() { return page.scheduler?.mode ?? null; },
 };
 
 window.photoavatar = {
@@ -68,9 +70,15 @@ async function fillPickers() {
     $("avatar-select").replaceChildren(...avatars.map((id) => new Option(id, id)));
     $("voice-select").append(...voices.map((v) => new Option(`${v.name} (${v.language}, ${v.engine})`, v.voice_id)));
     if (!avatars.length) showError(new Error("the server has no avatars yet; run `photoavatar demo` or POST a photo to /avatars"));
+    applyLimits(await server.callApi(base, "/limits"));
   } catch (error) {
     showError(error);
   }
+}
+
+/** The server's own limits (GET /limits): the text box takes no more than /speak accepts. */
+function applyLimits(limits) {
+  $("text").maxLength = limits.max_text_chars;
 }
 
 function loadScript(url) {
@@ -124,7 +132,6 @@ async function connect(event) {
     setState("connecting", "loading the avatar");
     const { compositor, manifest } = await Compositor.load(session.assets);
     page.compositor = compositor;
-    page.layout = compositor.layout;
     const video = await startIdleVideo(session.assets.idle);
     sizeCanvas(manifest, video);
     setState("connecting", `joining (${session.transport})`);
@@ -136,7 +143,6 @@ async function connect(event) {
     const config = new MixerConfig({ visemes: manifest?.visemes ?? Object.keys(compositor.layout.sprites) });
     page.scheduler = new UtteranceScheduler((startS) => new VisemeMixer(config, startS),
       { mode: session.transport === "livekit" ? "onset" : "rtp" });
-    stats.mode = page.scheduler.mode;
     setState("ready");
     requestAnimationFrame(renderLoop);
   } catch (error) {
@@ -180,11 +186,16 @@ async function disconnect() {
   if (link) await link.close();
 }
 
+/** How long after the receiver plays audio out it is heard: the output device's latency (docs/client.md). */
+function outputLatencyMs() {
+  const context = page.audioContext;
+  return ((context?.outputLatency ?? 0) + (context?.baseLatency ?? 0)) * 1000;
+}
+
 function observePlayout() {
   const receiver = page.link?.receiver;
   if (page.scheduler.mode !== "rtp" || !receiver?.getSynchronizationSources) return;
-  const context = page.audioContext;
-  page.scheduler.clock.outputLatencyMs = ((context?.outputLatency ?? 0) + (context?.baseLatency ?? 0)) * 1000;
+  page.scheduler.clock.outputLatencyMs = outputLatencyMs();
   for (const source of receiver.getSynchronizationSources()) {
     if (page.scheduler.clock.observe(source, performance.timeOrigin)) stats.syncObservations += 1;
   }
@@ -211,7 +222,8 @@ function renderLoop(perfMs) {
   listenForOnset();
   const frame = page.scheduler.advance(performance.now()) ?? REST_FRAME;
   page.lastFrame = frame;
-  const index = idleFrameIndex(page.mediaTimeS || $("idle").currentTime, page.layout.fps, page.layout.frameCount);
+  const { fps, frameCount } = page.compositor.layout;
+  const index = idleFrameIndex(page.mediaTimeS || $("idle").currentTime, fps, frameCount);
   page.compositor.draw(page.context, $("idle"), index, frame);
   page.restSnapshot ??= captureMouth();
   if (page.state === "ready" || page.state === "speaking") setState(page.scheduler.speaking ? "speaking" : "ready");
@@ -227,8 +239,7 @@ function updateReadout(perfMs) {
   fpsWindow.frames += 1;
   if (perfMs - fpsWindow.start < 1000) return;
   stats.fps = (fpsWindow.frames * 1000) / (perfMs - fpsWindow.start);
-  stats.audioOutputLatencyMs = (page.audioContext?.outputLatency ?? 0) * 1000;
-  stats.audioBaseLatencyMs = (page.audioContext?.baseLatency ?? 0) * 1000;
+  stats.outputLatencyMs = outputLatencyMs();
   fpsWindow = { start: perfMs, frames: 0 };
   $("latency").textContent = ms(median(stats.speakToFirstAudioMs));
   $("av-offset").textContent = ms(median(stats.avOffsetMs));

@@ -2,6 +2,7 @@
 // validation of channel messages. Everything here throws errors whose message can be shown to the user.
 
 export const PROTOCOL_VERSION = 1;
+export const RTP_CLOCK_HZ = 48000; // utterance_start.rtp_clock_hz (docs/protocol.md; live/protocol.py)
 const ICE_GATHERING_TIMEOUT_MS = 5000;
 const CONNECT_TIMEOUT_MS = 15000;
 
@@ -97,7 +98,7 @@ export function parseMessage(text) {
   if (message.utterance_id === undefined) throw bad("no utterance_id");
   if (message.type === "utterance_start") {
     if (!Number.isInteger(message.rtp_timestamp) || message.rtp_timestamp < 0 || message.rtp_timestamp >= 2 ** 32) throw bad("rtp_timestamp is not a 32-bit integer");
-    if ((message.rtp_clock_hz ?? 48000) !== 48000) throw bad(`rtp_clock_hz ${message.rtp_clock_hz} is not 48000`);
+    if ((message.rtp_clock_hz ?? RTP_CLOCK_HZ) !== RTP_CLOCK_HZ) throw bad(`rtp_clock_hz ${message.rtp_clock_hz} is not ${RTP_CLOCK_HZ}`);
   } else if (message.type === "viseme") {
     if (!Array.isArray(message.events)) throw bad("events is not a list");
     message.events = message.events.filter((e) => typeof e.viseme === "string" && finite(e.start_s) && finite(e.end_s))

@@ -11,7 +11,10 @@
 // utterance is anchored where its first audio after silence is heard (OnsetDetector), minus the time of the
 // first loud prosody frame (the audio may begin with a little silence).
 
-export const RTP_CLOCK_HZ = 48000;
+import { RTP_CLOCK_HZ } from "./protocol.js";
+
+// Speech starts at −40 dBFS (docs/client.md): the onset detector and the prosody lead-in use the same level.
+export const ONSET_THRESHOLD_DB = -40;
 const TWO_32 = 2 ** 32;
 const EPOCH_MS_THRESHOLD = 1e11; // no page lives 3 years, so larger values are epoch milliseconds
 
@@ -101,7 +104,7 @@ export class RtpPlayoutClock {
  * feed(samples, windowStartPerfMs, sampleRateHz) returns the onset's performance time, or null.
  */
 export class OnsetDetector {
-  constructor({ thresholdDb = -40, silenceMs = 200 } = {}) {
+  constructor({ thresholdDb = ONSET_THRESHOLD_DB, silenceMs = 200 } = {}) {
     this.threshold = 10 ** (thresholdDb / 20);
     this.silenceMs = silenceMs;
     this.lastLoudMs = null;
@@ -126,7 +129,7 @@ export class OnsetDetector {
 }
 
 /** Seconds of utterance audio of the first prosody frame at least as loud as the onset threshold (0 if none). */
-export function firstLoudTimeS(prosodyFrames, thresholdDb = -40) {
+export function firstLoudTimeS(prosodyFrames, thresholdDb = ONSET_THRESHOLD_DB) {
   let first = null;
   for (const frame of prosodyFrames) {
     if (frame.loudness_db >= thresholdDb && (first === null || frame.time_s < first)) first = frame.time_s;
@@ -173,7 +176,7 @@ export class StreamOnsetListener {
  * order across the two channels, so an utterance is created by whichever message names it first.
  */
 export class UtteranceScheduler {
-  constructor(createMixer, { mode = "rtp", clock = new RtpPlayoutClock(), onsetThresholdDb = -40 } = {}) {
+  constructor(createMixer, { mode = "rtp", clock = new RtpPlayoutClock(), onsetThresholdDb = ONSET_THRESHOLD_DB } = {}) {
     this.createMixer = createMixer; // (startTimeS) => VisemeMixer
     this.mode = mode;
     this.clock = clock;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 
+import httpx
 import pytest
 
 from photoavatar.testing.browser import connect
@@ -50,6 +51,8 @@ def test_stop_silences_the_avatar_and_errors_show_the_servers_words(live_server,
     page.wait_for_function("window.photoavatar.state === 'speaking'", timeout=15000)
     page.click("#stop")
     page.wait_for_function("window.photoavatar.state === 'ready'", timeout=3000)
+    limit = httpx.get(live_server + "limits").json()["max_text_chars"]
+    assert page.evaluate("document.getElementById('text').maxLength") == limit, "the page learnt GET /limits"
     page.evaluate("document.getElementById('text').removeAttribute('maxlength')")  # let a too-long text through
     page.fill("#text", "word " * 2000)
     page.click("#speak")
