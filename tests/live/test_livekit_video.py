@@ -1,0 +1,62 @@
+"""The LiveKit video (live/livekit_video.py) up to the SDK boundary: real rtc sources and AVSynchronizer, the
+room's participant replaced by a recorder (no LiveKit server runs here)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from livekit import rtc
+
+from photoavatar.animate.frames import FrameRenderer
+from photoavatar.live.audio import FRAME_SAMPLES, SAMPLE_RATE_HZ
+from photoavatar.live.livekit_video import LiveKitVideo
+from photoavatar.live.video import SpeechOnVideo
+
+
+class RecordingParticipant:
+    def __init__(self):
+        self.tracks = []
+
+    async def publish_track(self, track, options):
+        self.tracks.append((track, options))
+
+
+async def pump_silence(video: LiveKitVideo, stop: asyncio.Event) -> None:
+    silence = np.zeros(FRAME_SAMPLES, np.int16).tobytes()
+    while not stop.is_set():
+        await video.push_audio(rtc.AudioFrame(silence, SAMPLE_RATE_HZ, 1, FRAME_SAMPLES))
+
+
+@pytest.fixture
+def bundle(synthetic_bundle):
+    return synthetic_bundle
+
+
+async def test_video_is_published_as_a_camera_and_pushed_on_the_audio_clock(bundle):
+    audio_source = rtc.AudioSource(SAMPLE_RATE_HZ, 1, queue_size_ms=150)
+    video = LiveKitVideo(SpeechOnVideo(FrameRenderer(bundle), lambda rtp: rtp / SAMPLE_RATE_HZ))
+    participant = RecordingParticipant()
+    await video.publish(participant, audio_source)
+    [(track, options)] = participant.tracks
+    assert isinstance(track, rtc.LocalVideoTrack) and options.source == rtc.TrackSource.SOURCE_CAMERA
+    stop = asyncio.Event()
+    audio = asyncio.create_task(pump_silence(video, stop))
+    pictures = asyncio.create_task(video.pump_video())
+    lags = []
+    try:
+        for _ in range(40):
+            await asyncio.sleep(0.05)
+            if video.frames_sent:
+                lags.append(video.playing_s - video.sync.last_video_time)
+    finally:
+        stop.set()
+        pictures.cancel()
+        await asyncio.gather(audio, pictures, return_exceptions=True)
+        await video.aclose()
+        await audio_source.aclose()
+    elapsed_s = video.playing_s
+    assert video.frames_sent >= 0.8 * elapsed_s * video.fps, (video.frames_sent, elapsed_s)
+    # the frame pushed last shows the stream time the audio capture is at: within two frames, never ahead
+    assert all(-0.005 <= lag <= 2 / video.fps for lag in lags), lags
