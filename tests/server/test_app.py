@@ -209,3 +209,19 @@ async def test_openapi_docs_are_served(tmp_path):
         assert (await http.get("/docs")).status_code == 200
         paths = (await http.get("/openapi.json")).json()["paths"]
         assert {"/session-live", "/speak", "/stop", "/voices", "/avatars"} <= set(paths)
+
+
+def test_the_server_never_asks_which_transport_it_holds():
+    """server/ talks to live.transport's Protocol only: no concrete transport module or class, no kind tests."""
+    import ast
+    from pathlib import Path
+
+    server_dir = Path(__file__).resolve().parents[2] / "photoavatar" / "server"
+    assert sorted(server_dir.glob("*.py"))
+    for path in server_dir.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        modules = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        modules |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert not modules & {"photoavatar.live.webrtc", "photoavatar.live.livekit"}, path.name
+        names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+        assert not names & {"WebRtcTransport", "LiveKitTransport"}, path.name
