@@ -62,3 +62,14 @@ MIN_TTS_THREADS, MAX_TTS_THREADS, DEFAULT_TTS_THREADS = 1, 4, 2
 def tts_threads() -> int:
     """PHOTOAVATAR_TTS_THREADS: 1 to 4, default 2."""
     return int_setting(TTS_THREADS, DEFAULT_TTS_THREADS, MIN_TTS_THREADS, MAX_TTS_THREADS)
+
+
+# Voice instances that synthesise at once (one model run each, one server synthesis worker each). Two instances
+# of one onnxruntime thread each served ten sessions starting together best on 2 cores (bench/live_sessions.py).
+TTS_MODELS = "PHOTOAVATAR_TTS_MODELS"
+MIN_TTS_MODELS, MAX_TTS_MODELS, DEFAULT_TTS_MODELS = 1, 4, 1
+
+
+def tts_models() -> int:
+    """PHOTOAVATAR_TTS_MODELS: 1 to 4, default 1."""
+    return int_setting(TTS_MODELS, DEFAULT_TTS_MODELS, MIN_TTS_MODELS, MAX_TTS_MODELS)

@@ -8,6 +8,9 @@ patched copy is cached on disk, which loads faster than patching in memory at ev
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
 import json
 import logging
 import os
@@ -19,16 +22,28 @@ from pathlib import Path
 
 import numpy as np
 
-from photoavatar.settings import DEFAULT_TTS_THREADS, MAX_TTS_THREADS, MIN_TTS_THREADS, TTS_THREADS, setting
+from photoavatar.settings import (
+    DEFAULT_TTS_MODELS,
+    DEFAULT_TTS_THREADS,
+    MAX_TTS_MODELS,
+    MAX_TTS_THREADS,
+    MIN_TTS_THREADS,
+    TTS_THREADS,
+    setting,
+)
+from photoavatar.speech import splice
 from photoavatar.speech.engine import SpeechError
-from photoavatar.speech.ipa import PAD, SENTENCE_BEGIN, SENTENCE_END, group_sounds
-from photoavatar.speech.text import prepare_text, split_clauses, split_sentences
+from photoavatar.speech.ipa import PAD, SENTENCE_BEGIN, SENTENCE_END, SILENCE, group_sounds
+from photoavatar.speech.text import prepare_text, speech_pieces
 from photoavatar.speech.types import AudioChunk, PhonemeTiming, VoiceInfo
 
 log = logging.getLogger(__name__)
 
 BUNDLED_VOICE_ID = "en_US-joe-medium"
-FIRST_CHUNK_MAX_WORDS = 10  # the first chunk's synthesis time is the latency a listener waits for
+FIRST_CHUNK_MAX_WORDS = 10  # the first whole piece: it must be ready before the short head has played
+# The ceiling of one model run whatever espeak makes of the text ("3.14159..." is read digit by digit): about
+# 20 words, 6 s of speech, a peak of about 110 MB over the model's own memory (bench/run_on.py measures it).
+MAX_PHONEMES_PER_RUN = 240
 
 
 @dataclass(frozen=True)
@@ -137,27 +152,42 @@ def _patch_for_alignment(model_path: Path) -> bytes:
 
 
 class LoadedVoice:
-    """One Piper voice in an onnxruntime session. `run` is serialised: sessions share a few CPU cores."""
+    """One Piper voice in MODELS onnxruntime sessions: each run takes a free one, so MODELS runs go at once.
 
-    def __init__(self, voice: PiperVoiceFile, threads: int, cache_dir: Path | None = None):
+    After each run the session's memory arena is shrunk and freed memory handed back to the system, so a
+    long text leaves the process at its baseline size (a run peaks at about 19 MB per second of audio).
+    """
+
+    def __init__(self, voice: PiperVoiceFile, threads: int, cache_dir: Path | None = None, models: int = 1):
         import onnxruntime
         from piper import PiperVoice
         from piper.config import PiperConfig
 
+        if models not in range(1, MAX_TTS_MODELS + 1):
+            raise SpeechError(f"models must be 1 to {MAX_TTS_MODELS} (voice instances run at once), got {models!r}")
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         # Idle intra-op threads would busy-wait for the next run and starve the live server's 20 ms audio pacing.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        session = onnxruntime.InferenceSession(aligned_model(voice, cache_dir), sess_options=options,
-                                               providers=["CPUExecutionProvider"])
-        if len(session.get_outputs()) < 2:
+        model = aligned_model(voice, cache_dir)
+        sessions = [onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+                    for _ in range(models)]
+        if len(sessions[0].get_outputs()) < 2:
             raise SpeechError(f"the Piper voice {voice.model_path} exposes no phoneme durations, so it cannot "
                               "be lip-synced; use a standard Piper (VITS) voice")
         self.file = voice
         self.info = voice.info()
-        self.piper = PiperVoice(session=session, config=PiperConfig.from_dict(_read_config(voice.config_path)))
-        self._lock = threading.Lock()
+        self.piper = PiperVoice(session=sessions[0], config=PiperConfig.from_dict(_read_config(voice.config_path)))
+        self.sessions = sessions  # the model instances (tests count runs on them)
+        self._free = list(range(models))
+        self._available = threading.Condition()
+        self._run_options = onnxruntime.RunOptions()
+        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+
+    @property
+    def models(self) -> int:
+        return len(self.sessions)
 
     @property
     def sample_rate_hz(self) -> int:
@@ -170,14 +200,40 @@ class LoadedVoice:
     def speak(self, phonemes: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
         """Audio (int16) for one sentence, the symbol of each phoneme id, and each id's duration in samples."""
         symbols, ids = self._to_ids(phonemes)
-        with self._lock:
-            audio, id_samples = self.piper.phoneme_ids_to_audio(ids, include_alignments=True)
+        with self._model() as index:
+            audio, id_samples = self._infer(self.sessions[index], ids)
+        _return_freed_memory()
         if id_samples is None or len(id_samples) != len(ids):
             raise SpeechError(f"the voice {self.file.voice_id} returned no usable phoneme durations")
         # Raw model output (peak about 0.5-0.8) with no per-sentence peak normalisation, so chunks of one
         # utterance keep the same loudness.
         samples = (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
         return _match_length(samples, int(id_samples.sum())), symbols, id_samples
+
+    @contextlib.contextmanager
+    def _model(self) -> Iterator[int]:
+        with self._available:
+            while not self._free:
+                self._available.wait()
+            index = self._free.pop()
+        try:
+            yield index
+        finally:
+            with self._available:
+                self._free.append(index)
+                self._available.notify()
+
+    def _infer(self, session, ids: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
+        """Piper's phoneme_ids_to_audio, with run options that shrink the memory arena after the run."""
+        config = self.piper.config
+        inputs = {"input": np.array([ids], dtype=np.int64), "input_lengths": np.array([len(ids)], dtype=np.int64),
+                  "scales": np.array([config.noise_scale, config.length_scale, config.noise_w_scale], dtype=np.float32)}
+        if config.num_speakers > 1:
+            inputs["sid"] = np.array([config.default_speaker_id or 0], dtype=np.int64)
+        result = session.run(None, inputs, self._run_options)
+        if len(result) < 2:
+            return result[0].squeeze(), None
+        return result[0].squeeze(), (result[1].squeeze() * config.hop_length).astype(np.int64)
 
     def _to_ids(self, phonemes: list[str]) -> tuple[list[str], list[int]]:
         """Phoneme ids as Piper builds them (^ _ p1 _ p2 _ ... pn _ $), with the symbol of each id."""
@@ -229,6 +285,37 @@ def _units(symbols: list[str], id_samples: np.ndarray) -> Iterator[tuple[str, in
         yield (SENTENCE_END, pad_samples)
 
 
+def _chunk(voice: LoadedVoice, phonemes: list[str], start_sample: int, text: str) -> AudioChunk:
+    samples, symbols, id_samples = voice.speak(phonemes)
+    return AudioChunk(samples, voice.sample_rate_hz, start_sample,
+                      tuple(group_phonemes(symbols, id_samples, start_sample)), text)
+
+
+def _return_freed_memory() -> None:
+    """Hand memory freed by the run back to the system (glibc keeps it otherwise); a no-op elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):
+        _libc().malloc_trim(0)
+
+
+@functools.cache
+def _libc():
+    return ctypes.CDLL("libc.so.6")
+
+
+def bound_phonemes(phonemes: list[str], max_symbols: int = MAX_PHONEMES_PER_RUN) -> list[list[str]]:
+    """One sentence's phonemes in runs of at most MAX_SYMBOLS, cut at the last word gap that fits (else anywhere)."""
+    runs: list[list[str]] = []
+    rest = list(phonemes)
+    while len(rest) > max_symbols:
+        gaps = [i for i, symbol in enumerate(rest[:max_symbols + 1]) if symbol == SILENCE and i > 0]
+        cut = gaps[-1] if gaps else max_symbols
+        runs.append(rest[:cut])
+        rest = rest[cut + 1:] if gaps else rest[cut:]
+    if rest:
+        runs.append(rest)
+    return runs
+
+
 def _match_length(samples: np.ndarray, expected: int) -> np.ndarray:
     """The vocoder's output is exactly frames x hop; trim or pad should a model round differently."""
     if len(samples) == expected:
@@ -240,19 +327,23 @@ def _match_length(samples: np.ndarray, expected: int) -> np.ndarray:
 class PiperEngine:
     """SpeechEngine over Piper voices: the bundled voice, a voice from PIPER_VOICES_DIR, or a .onnx path.
 
-    One instance may be shared by many sessions and driven from worker threads: model runs are serialised.
-    THREADS is onnxruntime's thread count per run (the PHOTOAVATAR_TTS_THREADS range, settings.py); 2 gives the
-    first chunk about a third sooner on 2 cores (see bench/speech.py), 1 leaves a core free for the rest.
+    One instance may be shared by many sessions and driven from worker threads: MODELS runs go at once (one
+    voice instance each), more wait. THREADS is onnxruntime's thread count per run (the PHOTOAVATAR_TTS_THREADS
+    range, settings.py). HEAD_WORDS: an utterance's first words are synthesised alone and played while its
+    whole first piece is made (speech/splice.py); 0 synthesises every piece whole.
     """
 
     name = "piper"
 
     def __init__(self, voice: str | Path | None = None, *, threads: int = DEFAULT_TTS_THREADS,
+                 models: int = DEFAULT_TTS_MODELS, head_words: int = splice.HEAD_WORDS,
                  first_chunk_max_words: int = FIRST_CHUNK_MAX_WORDS, cache_dir: Path | None = None):
         if threads not in range(MIN_TTS_THREADS, MAX_TTS_THREADS + 1):
             raise SpeechError(f"threads must be {MIN_TTS_THREADS} to {MAX_TTS_THREADS} (onnxruntime threads per "
                               f"synthesis, setting {TTS_THREADS}), got {threads!r}")
         self.threads = threads
+        self.models = models
+        self.head_words = head_words
         self.first_chunk_max_words = first_chunk_max_words
         self._cache_dir = cache_dir
         self._loaded: dict[tuple[Path, Path], LoadedVoice] = {}
@@ -274,24 +365,23 @@ class PiperEngine:
         return self._chunks(voice, prepared.text)
 
     def _chunks(self, voice: LoadedVoice, text: str) -> Iterator[AudioChunk]:
+        """One chunk per model run (bounded: speech_pieces, bound_phonemes); the first run may be a spliced head."""
         start_sample = 0
-        for piece in self._pieces(text):
-            for phonemes in voice.phonemize(piece):
-                if not phonemes:
-                    continue
-                samples, symbols, id_samples = voice.speak(phonemes)
-                timings = tuple(group_phonemes(symbols, id_samples, start_sample))
-                yield AudioChunk(samples, voice.sample_rate_hz, start_sample, timings, piece)
-                start_sample += len(samples)
-
-    def _pieces(self, text: str) -> Iterator[str]:
-        """Sentences, the first one cut at clause boundaries so the first chunk comes quickly."""
-        sentences = split_sentences(text)
-        first = next(sentences, None)
-        if first is None:
-            return
-        yield from split_clauses(first, self.first_chunk_max_words)
-        yield from sentences
+        for piece in speech_pieces(text, self.first_chunk_max_words):
+            for sentence in voice.phonemize(piece):
+                for phonemes in bound_phonemes(sentence):
+                    if not phonemes:
+                        continue
+                    head = splice.head_phonemes(phonemes, self.head_words) if start_sample == 0 else None
+                    if head is None:
+                        chunk = _chunk(voice, phonemes, start_sample, piece)
+                        yield chunk
+                    else:
+                        part = splice.play_head(_chunk(voice, head, start_sample, piece), self.head_words)
+                        yield part.chunk
+                        chunk = splice.continue_from_whole(part, _chunk(voice, phonemes, 0, piece))
+                        yield chunk
+                    start_sample = chunk.end_sample
 
     def _find_voice(self, voice_id: str | Path | None) -> PiperVoiceFile:
         if voice_id is None or str(voice_id) == "":
@@ -311,6 +401,6 @@ class PiperEngine:
         key = (voice.model_path.resolve(), voice.config_path.resolve())
         with self._load_lock:
             if key not in self._loaded:
-                self._loaded[key] = LoadedVoice(voice, self.threads, self._cache_dir)
+                self._loaded[key] = LoadedVoice(voice, self.threads, self._cache_dir, self.models)
             return self._loaded[key]
 

@@ -87,3 +87,25 @@ def test_no_normaliser_explodes_and_every_piece_is_bounded(name):
     pieces = list(speech_pieces(prepared))
     assert pieces and _bounded(pieces)
     assert "".join(pieces).replace(" ", "") == prepared.replace(" ", "")  # nothing dropped or repeated
+
+
+def test_espeak_expansions_are_bounded_per_model_run_too(piper_engine):
+    """espeak reads "123456789012345" as about 85 phonemes: a 140-character piece of them is one minute of speech."""
+    from photoavatar.speech.piper_engine import MAX_PHONEMES_PER_RUN, bound_phonemes
+
+    voice = piper_engine.loaded_voice()
+    piece = next(speech_pieces(prepare_text(ADVERSARIAL["big numbers"]).text))
+    phonemes = [p for sentence in voice.phonemize(piece) for p in sentence]
+    assert len(phonemes) > 3 * MAX_PHONEMES_PER_RUN
+    runs = bound_phonemes(phonemes)
+    assert all(0 < len(run) <= MAX_PHONEMES_PER_RUN for run in runs)
+    assert " ".join("".join(run) for run in runs) == "".join(phonemes)  # cut at word gaps, nothing lost
+    unbroken = list("x" * (2 * MAX_PHONEMES_PER_RUN + 7))
+    assert [len(r) for r in bound_phonemes(unbroken)] == [MAX_PHONEMES_PER_RUN, MAX_PHONEMES_PER_RUN, 7]
+
+
+def test_a_run_on_is_synthesised_in_bounded_chunks(piper_engine):
+    chunks = piper_engine.synthesize(RUN_ON)
+    first = [next(chunks) for _ in range(4)]
+    chunks.close()
+    assert all(c.duration_s < 8.0 for c in first)  # 20 words at most: about 6 s, whatever the text
