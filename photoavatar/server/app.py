@@ -132,7 +132,7 @@ class _ServerState:
         self.avatars = AvatarStore(settings.avatars_dir)
         limits = settings.limits
         self.jobs = AvatarJobs(limits.max_avatar_jobs, limits.avatar_job_workers, limits.max_upload_pixels,
-                               limits.avatar_job_memory_mb)
+                               limits.avatar_job_memory_mb, limits.avatar_job_timeout_s)
         self.session_rate = RateLimiter(settings.sessions_per_minute)
         self.request_rate = RateLimiter(settings.requests_per_minute)
 

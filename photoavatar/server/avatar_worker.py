@@ -13,6 +13,7 @@ works, then {"done": true} or {"error": "..."} (the message never names a server
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -21,6 +22,7 @@ import sys
 from pathlib import Path
 
 UPLOADED_PHOTO = "the uploaded photo"
+_MEMORY_SIGNS = ("out of memory", "cannot allocate memory", "failed to map segment")  # PIL, libc, the loader
 _ANY_ABSOLUTE_PATH = re.compile(r"(?<![\w.~/-])/(?:[\w.@+-]+/)*[\w.@+-]+")
 
 
@@ -28,7 +30,8 @@ def public_message(message: str, photo: Path, out: Path) -> str:
     """The job's error as the client sees it: server paths replaced by what they are to the user."""
     for path, name in ((photo, UPLOADED_PHOTO), (out, "the avatar folder"), (out.parent, "the avatars folder"),
                        (photo.parent, "the upload folder")):
-        message = message.replace(str(path), name)
+        if len(path.parts) > 1:  # never "/" or "."
+            message = message.replace(str(path), name)
     return _ANY_ABSOLUTE_PATH.sub("<server path>", message)
 
 
@@ -57,24 +60,33 @@ def _limit_memory(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
+def _out_of_memory(error: BaseException) -> bool:
+    """Past RLIMIT_DATA, Python raises MemoryError, C libraries ENOMEM, and a late import cannot map its code."""
+    text = str(error).lower()
+    return (isinstance(error, MemoryError) or (isinstance(error, OSError) and error.errno == errno.ENOMEM)
+            or any(sign in text for sign in _MEMORY_SIGNS))
+
+
 def run(photo: Path, out: Path, max_pixels: int, memory_mb: int) -> int:
     os.nice(19)  # live audio first
-    if memory_mb > 0:
-        _limit_memory(memory_mb)
+    photo, out = photo.absolute(), out.absolute()
     try:
-        from photoavatar.avatar.build import avatarize
+        from photoavatar.avatar.build import avatarize  # the libraries load before the cap: it is the photo's
 
         check_pixels(photo, max_pixels)
+        if memory_mb > 0:
+            _limit_memory(memory_mb)
         avatarize(photo, out, progress=lambda stage, index, total: _say(stage=stage, index=index, total=total))
         _say(done=True)
         return 0
-    except MemoryError:
+    except Exception as error:
+        if not _out_of_memory(error):
+            print(f"avatar job failed: {error!r}", file=sys.stderr, flush=True)
+            _say(error=public_message(str(error) or type(error).__name__, photo, out))
+            return 1
+        print(f"avatar job ran out of its memory: {error!r}", file=sys.stderr, flush=True)
         _say(error=f"{UPLOADED_PHOTO} needs more than the {memory_mb} MiB an avatar job may use: "
                    "upload a smaller photo (fewer pixels)")
-        return 1
-    except Exception as error:  # every failure is the job's answer; the full text goes to the server log
-        print(f"avatar job failed: {error!r}", file=sys.stderr, flush=True)
-        _say(error=public_message(str(error) or type(error).__name__, photo, out))
         return 1
     finally:
         _say(peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)

@@ -63,8 +63,9 @@ def new_work_folder() -> Path:
 
 
 class AvatarJobs:
-    def __init__(self, max_jobs: int, workers: int, max_pixels: int, memory_mb: int) -> None:
+    def __init__(self, max_jobs: int, workers: int, max_pixels: int, memory_mb: int, timeout_s: float) -> None:
         self.max_jobs = max_jobs
+        self.timeout_s = timeout_s
         self.max_pixels = max_pixels
         self.memory_mb = memory_mb
         self._jobs: OrderedDict[str, AvatarJob] = OrderedDict()
@@ -103,51 +104,69 @@ class AvatarJobs:
             del self._jobs[job_id]
 
     def _run(self, job: AvatarJob, photo: Path, out: Path) -> None:
+        outcome = _Outcome()
         try:
             with self._workers:
                 job.state = "running"
-                self._run_process(job, photo, out)
+                self._run_process(job, photo, out, outcome)
         except Exception as error:  # the job reports every failure; the server keeps running
             log.exception("avatar job %s could not run", job.job_id)
-            job.state, job.error = "failed", f"the avatar job could not run ({type(error).__name__})"
+            outcome.error = f"the avatar job could not run ({type(error).__name__})"
         finally:
             shutil.rmtree(photo.parent, ignore_errors=True)
+            # the state changes last, so a client that sees "done" or "failed" sees everything settled
+            job.error = outcome.error
+            job.progress, job.state = (1.0, "done") if outcome.done and not outcome.error else (job.progress, "failed")
 
-    def _run_process(self, job: AvatarJob, photo: Path, out: Path) -> None:
+    def _run_process(self, job: AvatarJob, photo: Path, out: Path, outcome: _Outcome) -> None:
         stderr_path = photo.parent / "worker.log"
         with stderr_path.open("w") as stderr:
             process = subprocess.Popen(
                 [sys.executable, "-m", "photoavatar.server.avatar_worker", str(photo), str(out),
                  str(self.max_pixels), str(self.memory_mb)],
                 stdout=subprocess.PIPE, stderr=stderr, text=True, env=_worker_environment())
-            with process.stdout:
-                for line in process.stdout:
-                    self._take(job, line)
-            code = process.wait()
-        if job.state == "running":  # no answer: it crashed or was killed (out of memory: -9)
-            job.state = "failed"
-            job.error = f"the avatar job stopped unexpectedly (exit status {code}): try again, or a smaller photo"
-        if job.state == "failed":
-            log.warning("avatar job %s failed: %s; worker said: %s", job.job_id, job.error,
+            watchdog = threading.Timer(self.timeout_s, process.kill)
+            watchdog.start()
+            try:
+                with process.stdout:
+                    for line in process.stdout:
+                        _take(job, outcome, line)
+                code = process.wait()
+            finally:
+                watchdog.cancel()
+        if not outcome.done and not outcome.error and not watchdog.is_alive() and code == -9:
+            outcome.error = f"the avatar job took longer than {self.timeout_s:g} s and was stopped: try a smaller photo"
+        if not outcome.done and not outcome.error:  # no answer: it crashed or was killed (out of memory: -9)
+            outcome.error = f"the avatar job stopped unexpectedly (exit status {code}): try again, or a smaller photo"
+        if outcome.error:
+            log.warning("avatar job %s failed: %s; worker said: %s", job.job_id, outcome.error,
                         stderr_path.read_text(errors="replace")[-2000:].strip())
-        log.info("avatar job %s %s; peak memory %.0f MB", job.job_id, job.state, (job.peak_rss_bytes or 0) / 1e6)
+        log.info("avatar job %s %s; peak memory %.0f MB", job.job_id, "failed" if outcome.error else "done",
+                 (job.peak_rss_bytes or 0) / 1e6)
 
-    @staticmethod
-    def _take(job: AvatarJob, line: str) -> None:
-        try:
-            said = json.loads(line)
-        except ValueError:
-            return  # a library printing to stdout; not ours
-        if not isinstance(said, dict):
-            return
-        if "stage" in said:
-            job.report(str(said["stage"]), int(said.get("index", 0)), int(said.get("total", 0)))
-        elif said.get("done"):
-            job.progress, job.state = 1.0, "done"
-        elif "error" in said:
-            job.state, job.error = "failed", str(said["error"])
-        elif "peak_rss_bytes" in said:
-            job.peak_rss_bytes = int(said["peak_rss_bytes"])
+
+@dataclass
+class _Outcome:
+    done: bool = False
+    error: str | None = None
+
+
+def _take(job: AvatarJob, outcome: _Outcome, line: str) -> None:
+    """One line from the worker: progress, its answer, or its peak memory."""
+    try:
+        said = json.loads(line)
+    except ValueError:
+        return  # a library printing to stdout; not ours
+    if not isinstance(said, dict):
+        return
+    if "stage" in said:
+        job.report(str(said["stage"]), int(said.get("index", 0)), int(said.get("total", 0)))
+    elif said.get("done"):
+        outcome.done = True
+    elif "error" in said:
+        outcome.error = str(said["error"])
+    elif "peak_rss_bytes" in said:
+        job.peak_rss_bytes = int(said["peak_rss_bytes"])
 
 
 def _worker_environment() -> dict[str, str]:

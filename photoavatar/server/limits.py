@@ -29,6 +29,7 @@ class Limits:
     avatar_job_workers: int = 1  # PHOTOAVATAR_AVATAR_JOB_WORKERS: avatarize processes at once (nice 19)
     # The kernel's cap on one job's data memory (RLIMIT_DATA); a 40 MP RGBA PNG peaks at 0.52 GB resident.
     avatar_job_memory_mb: int = 1536  # PHOTOAVATAR_AVATAR_JOB_MEMORY_MB
+    avatar_job_timeout_s: int = 600  # PHOTOAVATAR_AVATAR_JOB_TIMEOUT_S: a job still running then is killed
     sessions_per_address: int = 4  # PHOTOAVATAR_SESSIONS_PER_ADDRESS: open sessions one client address holds
     max_unconnected_sessions: int = 8  # PHOTOAVATAR_MAX_UNCONNECTED_SESSIONS: opened, no client connected yet
     unconnected_timeout_s: int = 15  # PHOTOAVATAR_UNCONNECTED_TIMEOUT_S: free a session nobody connected to

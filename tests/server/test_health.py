@@ -1,0 +1,59 @@
+"""/health and /metrics (issue 11, "Also expected"): an operator can see the load."""
+
+from __future__ import annotations
+
+import threading
+
+from test_app import open_session, server
+
+from photoavatar.server.health import SynthesisGauge, parse
+
+
+async def test_health_answers_while_the_loop_runs(tmp_path):
+    async with server(tmp_path) as http:
+        reply = await http.get("/health")
+        assert reply.status_code == 200 and reply.json()["status"] == "ok" and reply.json()["uptime_s"] >= 0
+
+
+async def test_metrics_show_sessions_queue_responses_and_the_process(tmp_path):
+    async with server(tmp_path) as http:
+        session, auth = await open_session(http)
+        for _ in range(3):
+            body = {"session_id": session["session_id"], "text": "Hello there.", "barge_in": False}
+            assert (await http.post("/speak", json=body, headers=auth)).status_code == 202
+        assert (await http.post("/session-live", json={"avatar_id": "nobody"})).status_code == 404
+        reply = await http.get("/metrics")
+        assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/plain; version=0.0.4")
+        values = parse(reply.text)
+        assert values['photoavatar_sessions{state="unconnected"}'] == 1
+        assert values['photoavatar_sessions{state="connected"}'] == 0
+        assert values["photoavatar_utterances_queued"] >= 2  # one may already be synthesising
+        assert values['photoavatar_http_responses_total{class="4xx"}'] == 1
+        assert values['photoavatar_http_responses_total{class="2xx"}'] >= 4
+        assert values["photoavatar_process_resident_bytes"] > 50e6
+        assert values["photoavatar_process_open_fds"] > 3 and values["photoavatar_process_threads"] >= 2
+        assert values['photoavatar_avatar_jobs{state="running"}'] == 0
+        for name in ("photoavatar_synthesis_in_flight", "photoavatar_underrun_frames", "photoavatar_late_frames",
+                     "photoavatar_event_loop_lag_seconds"):
+            assert values[name] >= 0
+        assert "# TYPE photoavatar_http_responses_total counter" in reply.text
+
+
+def test_the_synthesis_gauge_counts_while_a_source_runs_and_after_it_is_cut():
+    gauge = SynthesisGauge()
+    release = threading.Event()
+
+    def source(text, voice_id):
+        for word in text.split():
+            release.wait(5)
+            yield word
+
+    counted = gauge.wrap(source)
+    first, second = counted("one two three", None), counted("four five", None)
+    assert gauge.in_flight == 0  # nothing runs until a worker starts iterating
+    release.set()
+    assert next(first) == "one" and next(second) == "four"
+    assert gauge.in_flight == 2
+    assert list(second) == ["five"] and gauge.in_flight == 1
+    first.close()  # a cut utterance: the session closes its generator
+    assert gauge.in_flight == 0 and gauge.started_total == 2

@@ -1,0 +1,74 @@
+"""uvicorn's timeouts, set on purpose (issue 12 §9): a half-sent request is not held open."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+
+import pytest
+import uvicorn
+
+from photoavatar.server.app import create_app
+from photoavatar.server.config import ServerSettings
+from photoavatar.server.limits import Limits
+from photoavatar.server.serving import uvicorn_config
+
+
+@contextlib.contextmanager
+def running(tmp_path, limits: Limits):
+    (tmp_path / "avatars").mkdir(exist_ok=True)
+    app = create_app(ServerSettings(avatars_dir=tmp_path / "avatars", limits=limits))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, limits, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+def closed_after_s(port: int, first_bytes: bytes, give_up_s: float) -> float | None:
+    """Send FIRST_BYTES, then nothing; seconds until the server closes the connection (None: still open)."""
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(first_bytes)
+        start = time.monotonic()
+        client.settimeout(give_up_s)
+        try:
+            while client.recv(4096):
+                pass
+        except TimeoutError:
+            return None
+        except ConnectionResetError:
+            pass
+        return time.monotonic() - start
+
+
+@pytest.mark.parametrize("first_bytes", [b"", b"POST /speak HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Ty"])
+def test_a_request_head_that_never_completes_is_closed(tmp_path, first_bytes):
+    with running(tmp_path, Limits(header_timeout_s=1)) as port:
+        waited = closed_after_s(port, first_bytes, give_up_s=8)
+        assert waited is not None and waited < 4, waited
+
+
+def test_an_idle_keep_alive_connection_is_closed_and_a_slow_body_ends(tmp_path):
+    with running(tmp_path, Limits(header_timeout_s=30, keep_alive_s=1, body_timeout_s=1)) as port:
+        request = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        waited = closed_after_s(port, request, give_up_s=8)
+        assert waited is not None and waited < 4
+        half_body = (b"POST /session-live HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"avatar_id\": ")
+        with socket.create_connection(("127.0.0.1", port)) as client:
+            client.sendall(half_body)
+            client.settimeout(8)
+            reply = client.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 408"), reply
