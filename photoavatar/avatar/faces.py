@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from photoavatar.avatar.errors import AvatarError
 from photoavatar.avatar.landmarks import Face, detect_faces, yaw_ratio
 
-MIN_FACE_WIDTH_PX = 120  # in photo pixels: below this the mouth is too few pixels to reshape convincingly
-MAX_YAW_RATIO = 0.45  # nose this far toward a cheek (about 25-30 degrees): the far lip corner is hidden
+# Face widths in photo pixels. Down to MIN the landmarks stay stable (measured: bench/face_limits.py); below
+# COMFORTABLE the crop enlarges the face (Lanczos) and the output says so.
+MIN_FACE_WIDTH_PX = 40
+COMFORTABLE_FACE_WIDTH_PX = 120
+# Yaw ratio (landmarks.yaw_ratio): up to MAX the far lip corner is in view and the shapes stay plausible
+# (measured: bench/face_limits.py); above COMFORTABLE the output notes the turn.
+MAX_YAW_RATIO = 0.65
+COMFORTABLE_YAW_RATIO = 0.3
+DOMINANT_WIDTH_RATIO = 1.6  # a face this many times wider than every other real face is the portrait's subject
 
 
 TILE_GRIDS = (2, 3)  # when the whole picture shows no face, look again in 2x2 then 3x3 overlapping tiles
@@ -55,14 +63,30 @@ def _overlap(a, b) -> float:
     return inter / min(aw * ah, bw * bh) if inter else 0.0
 
 
-def choose_face(faces: Sequence[Face], face_index: int | None, *, photo_scale: float = 1.0) -> Face:
-    """The face to animate. `photo_scale` is working pixels per photo pixel (boxes are reported in photo pixels)."""
+@dataclass(frozen=True)
+class FaceChoice:
+    face: Face
+    index: int  # in the left-to-right list the error messages and --face use
+    notes: tuple[str, ...]  # what the user should know about this choice and this face
+
+
+def choose_face(faces: Sequence[Face], face_index: int | None, *, photo_scale: float = 1.0,
+                image_rgb: np.ndarray | None = None) -> Face:
+    """The face to animate (see `select_face`)."""
+    return select_face(faces, face_index, photo_scale=photo_scale, image_rgb=image_rgb).face
+
+
+def select_face(faces: Sequence[Face], face_index: int | None, *, photo_scale: float = 1.0,
+                image_rgb: np.ndarray | None = None) -> FaceChoice:
+    """The face to animate, and notes about it. `photo_scale` is working pixels per photo pixel (boxes are
+    reported in photo pixels). With `image_rgb`, faces that do not look real are set aside when a convincing
+    one exists, and one face that clearly dominates the others is taken with a note."""
     if not faces:
         raise AvatarError("no face found in the photo; use a well-lit portrait where the whole face is visible")
-    face = _pick(faces, face_index, photo_scale)
-    _check_size(face, photo_scale)
-    _check_frontal(face)
-    return face
+    index, notes = _pick(faces, face_index, photo_scale, image_rgb)
+    face = faces[index]
+    notes += _size_notes(face, photo_scale) + _yaw_notes(face)
+    return FaceChoice(face, index, notes)
 
 
 def describe_face(face: Face, photo_scale: float = 1.0) -> str:
@@ -70,29 +94,69 @@ def describe_face(face: Face, photo_scale: float = 1.0) -> str:
     return f"x={x} y={y} w={w} h={h}"
 
 
-def _pick(faces: Sequence[Face], face_index: int | None, photo_scale: float) -> Face:
-    listing = "; ".join(f"face {i}: {describe_face(f, photo_scale)}" for i, f in enumerate(faces))
-    if face_index is None:
-        if len(faces) > 1:
-            raise AvatarError(f"the photo shows {len(faces)} faces ({listing}, left to right, in photo pixels); "
-                              f"choose one with --face N")
-        return faces[0]
-    if not 0 <= face_index < len(faces):
-        raise AvatarError(f"--face {face_index} is out of range: the photo shows {len(faces)} face(s) "
-                          f"({listing}); use --face 0 to {len(faces) - 1}")
-    return faces[face_index]
+def _listing(faces: Sequence[Face], photo_scale: float) -> str:
+    return "; ".join(f"face {i}: {describe_face(f, photo_scale)}" for i, f in enumerate(faces))
 
 
-def _check_size(face: Face, photo_scale: float) -> None:
+def _pick(faces: Sequence[Face], face_index: int | None, photo_scale: float,
+          image_rgb: np.ndarray | None) -> tuple[int, tuple[str, ...]]:
+    if face_index is not None:
+        if not 0 <= face_index < len(faces):
+            raise AvatarError(f"--face {face_index} is out of range: the photo shows {len(faces)} face(s) "
+                              f"({_listing(faces, photo_scale)}); use --face 0 to {len(faces) - 1}")
+        return face_index, ()
+    if len(faces) == 1:
+        return 0, ()
+    doubts = _doubts(faces, image_rgb)
+    real = [i for i in range(len(faces)) if not doubts[i]] or list(range(len(faces)))
+    dominant = real[0] if len(real) == 1 else _dominant(faces, real)
+    if dominant is None:
+        raise AvatarError(f"the photo shows {len(real)} faces ({_listing(faces, photo_scale)}, left to right, "
+                          f"in photo pixels); choose one with --face N")
+    return dominant, (_taken_note(faces, dominant, doubts, photo_scale),)
+
+
+def _doubts(faces: Sequence[Face], image_rgb: np.ndarray | None) -> list[tuple[str, ...]]:
+    if image_rgb is None:
+        return [() for _ in faces]
+    from photoavatar.avatar.face_evidence import face_evidence
+
+    return [face_evidence(image_rgb, face).doubts for face in faces]
+
+
+def _dominant(faces: Sequence[Face], candidates: list[int]) -> int | None:
+    """The one face far larger than every other candidate (a portrait with people far behind), if any."""
+    by_width = sorted(candidates, key=lambda i: -faces[i].width_px)
+    largest, runner_up = by_width[0], by_width[1]
+    return largest if faces[largest].width_px >= DOMINANT_WIDTH_RATIO * faces[runner_up].width_px else None
+
+
+def _taken_note(faces: Sequence[Face], taken: int, doubts: list[tuple[str, ...]], photo_scale: float) -> str:
+    others = []
+    for i, face in enumerate(faces):
+        if i != taken:
+            why = "; ".join(doubts[i]) or f"much smaller ({face.width_px / faces[taken].width_px:.0%} of its width)"
+            others.append(f"face {i} ({describe_face(face, photo_scale)}): {why}")
+    return (f"took face {taken} ({describe_face(faces[taken], photo_scale)}) of the {len(faces)} found; "
+            f"set aside {', '.join(others)}; choose another with --face N")
+
+
+def _size_notes(face: Face, photo_scale: float) -> tuple[str, ...]:
     width_px = face.width_px / photo_scale
     if width_px < MIN_FACE_WIDTH_PX:
         raise AvatarError(f"the face is too small to animate: {width_px:.0f} px wide in the photo, the minimum is "
                           f"{MIN_FACE_WIDTH_PX} px; use a closer or higher-resolution portrait")
+    return ()
 
 
-def _check_frontal(face: Face) -> None:
+def _yaw_notes(face: Face) -> tuple[str, ...]:
     yaw = yaw_ratio(face)
     if abs(yaw) > MAX_YAW_RATIO:
         side = "to the side" if abs(yaw) < 0.8 else "almost in profile"
         raise AvatarError(f"the face is turned too far {side} (yaw ratio {yaw:+.2f}, the limit is "
                           f"±{MAX_YAW_RATIO}); use a photo where the person looks toward the camera")
+    if abs(yaw) > COMFORTABLE_YAW_RATIO:
+        return (f"the face is turned to the side (yaw ratio {yaw:+.2f}; up to ±{COMFORTABLE_YAW_RATIO} looks "
+                f"best): the mouth shapes are turned with it; a photo facing the camera gives the most natural "
+                f"mouth",)
+    return ()

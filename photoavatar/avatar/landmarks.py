@@ -6,11 +6,12 @@ name the parts we animate; mouth and eye metrics are measured the same way in te
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+from photoavatar.avatar.native_logs import native_stderr_filtered, quiet_environment
 
 # Ordered loops around the lips (clockwise in the image, starting at the left mouth corner).
 LIPS_OUTER = (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146)
@@ -90,23 +91,33 @@ def yaw_ratio(face: Face) -> float:
 
 
 class FaceMeshDetector:
-    """A reusable MediaPipe Face Mesh in static-image mode (thread-safe: one image at a time)."""
+    """A reusable MediaPipe Face Mesh in static-image mode (thread-safe: one image at a time).
+
+    The native graph logs its start-up once, on creation and on the first images it processes (a face found
+    starts the landmark stage): those calls run with the native stderr filtered (native_logs.py)."""
 
     def __init__(self, max_faces: int = 6, min_confidence: float = 0.5):
-        os.environ.setdefault("GLOG_minloglevel", "2")
+        quiet_environment()
         import mediapipe as mp
 
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
-            min_detection_confidence=min_confidence)
+        with native_stderr_filtered():
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
+                min_detection_confidence=min_confidence)
         self._lock = threading.Lock()
+        self._started = False  # True once an image with a face has run through every stage of the graph
 
     def detect(self, image_rgb: np.ndarray) -> list[Face]:
         """All faces in an RGB uint8 image, ordered left to right."""
         image = np.ascontiguousarray(image_rgb[..., :3], dtype=np.uint8)
         height, width = image.shape[:2]
         with self._lock:
-            result = self._mesh.process(image)
+            if self._started:
+                result = self._mesh.process(image)
+            else:
+                with native_stderr_filtered():
+                    result = self._mesh.process(image)
+                self._started = bool(result.multi_face_landmarks)
         faces = []
         for landmarks in result.multi_face_landmarks or []:
             raw = np.array([(lm.x, lm.y, lm.z) for lm in landmarks.landmark], dtype=np.float64)
@@ -117,7 +128,28 @@ class FaceMeshDetector:
         self._mesh.close()
 
 
+class FaceDetector:
+    """MediaPipe's full-range face detector (BlazeFace): its score says how face-like a region looks."""
+
+    def __init__(self):
+        quiet_environment()
+        import mediapipe as mp
+
+        with native_stderr_filtered():
+            self._detector = mp.solutions.face_detection.FaceDetection(model_selection=1,
+                                                                       min_detection_confidence=0.05)
+            self._detector.process(np.zeros((64, 64, 3), np.uint8))  # its start-up chatter, filtered
+        self._lock = threading.Lock()
+
+    def best_score(self, image_rgb: np.ndarray) -> float:
+        """The highest detection score in the image (0 when the detector sees no face at all)."""
+        with self._lock:
+            result = self._detector.process(np.ascontiguousarray(image_rgb[..., :3], dtype=np.uint8))
+        return max((float(d.score[0]) for d in result.detections or []), default=0.0)
+
+
 _shared: FaceMeshDetector | None = None
+_shared_detector: FaceDetector | None = None
 _shared_lock = threading.Lock()
 
 
@@ -128,3 +160,12 @@ def detect_faces(image_rgb: np.ndarray) -> list[Face]:
         if _shared is None:
             _shared = FaceMeshDetector()
     return _shared.detect(image_rgb)
+
+
+def detection_score(image_rgb: np.ndarray) -> float:
+    """How sure the face detector is that `image_rgb` (a region around one face) shows a face, 0..1."""
+    global _shared_detector
+    with _shared_lock:
+        if _shared_detector is None:
+            _shared_detector = FaceDetector()
+    return _shared_detector.best_score(image_rgb)

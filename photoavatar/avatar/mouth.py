@@ -44,13 +44,16 @@ from photoavatar.avatar.mouth_shapes import (
     mouth_target,
     shape_for,
 )
-from photoavatar.avatar.warp import ThinPlateSpline, backward_map, remap
+from photoavatar.avatar.warp import ThinPlateSpline, backward_map, remap_keeping_detail, split_detail
 from photoavatar.visemes import VISEMES
 
 INNER_PULL = 0.12  # each lip layer samples its inner edge this far into the lip (fraction of its thickness)
 NOSE_ANCHORS = (NOSE_BOTTOM, 98, 327)  # nose base and nostril wings: never move
 SHOWS_TEETH_APERTURE = 0.08  # a photo whose lips part this much shows its teeth
 SMILE_LIFT_W = 0.05  # mouth corners this much above a neutral mouth's: a smiling photo
+# Skin rows between nose (0) and upper lip (1): the share of the lip's (sideways, up-down) shift they follow.
+UPPER_LIP_SKIN_FOLLOW = {0.4: (0.2, 0.55), 0.75: (0.35, 0.9)}
+CHIN_HALF_WIDTH_W = 0.45  # the chin, which moves rigidly with the lower lip, spans this far from the middle
 MIN_MOUTH_WIDTH_PX = 40  # below this, the feather and the warp's fade-in leave no room for the lips to move
 
 
@@ -78,11 +81,12 @@ def _synthesize(image_rgb: np.ndarray, face: Face, visemes: Sequence[str]) -> Mo
     lips = _lip_contours(face, frame)
     lips = replace(lips, teeth_edge=photo_teeth_edge(image, lips, frame, palette))
     own_teeth = _own_teeth(image, face, frame, lips, region.box)
+    detail_layers = split_detail(image)
     frames = {}
     for viseme in visemes:
         shape = shape_for(viseme)
         frames[viseme] = (image.copy() if shape is None
-                          else _render(image, face, frame, lips, region, palette, shape, own_teeth))
+                          else _render(image, face, frame, lips, region, palette, shape, own_teeth, detail_layers))
     return MouthSynthesis(frames, region.mask, _mouth_box(face, image.shape), _advice(face, lips))
 
 
@@ -185,13 +189,56 @@ def _cheek_and_jaw_points(face: Face, frame: MouthFrame, lips: LipContours, targ
     pairs = []
     for side, corner in ((0, lips.upper_outer[0]), (1, lips.upper_outer[-1])):
         direction = -1.0 if side == 0 else 1.0
-        cheeks = corner + np.array([[0.2, -0.12], [0.22, 0.0], [0.2, 0.14]]) * (direction, 1.0)
-        pairs.append((cheeks + 0.45 * target.corner_shift[side], cheeks))
+        # The cheek beside the corner follows it, further out less: a smile relaxes over the whole cheek.
+        near = corner + np.array([[0.2, -0.12], [0.22, 0.0], [0.2, 0.14]]) * (direction, 1.0)
+        far = corner + np.array([[0.36, -0.1], [0.38, 0.05]]) * (direction, 1.0)
+        pairs.append((near + 0.55 * target.corner_shift[side], near))
+        pairs.append((far + 0.25 * target.corner_shift[side], far))
+    return pairs + _upper_lip_skin_points(face, frame, lips, target) + _chin_points(face, frame, lips, target)
+
+
+def _upper_lip_skin_points(face: Face, frame: MouthFrame, lips: LipContours, target: MouthTarget):
+    """The skin between nose and lip (a moustache) rides on the upper lip up and down, so its texture moves
+    rather than stretches: the stretch goes into the crease under the nose, where skin folds. Sideways it
+    follows the lip only partly: rounding pulls the lips, not the moustache, which would streak."""
+    nose_v = frame.to_local(face.points_px[NOSE_BOTTOM])[1]
+    source_u, target_u = lips.upper_outer[:, 0], target.lips.upper_outer[:, 0]
+    outputs, sources = [], []
+    for height, (follow_u, follow_v) in UPPER_LIP_SKIN_FOLLOW.items():
+        for u in (-0.3, 0.0, 0.3):
+            lip_v = np.interp(u, source_u, lips.upper_outer[:, 1])
+            skin = np.array([u, nose_v + height * (lip_v - nose_v)])
+            lip_shift = np.array([np.interp(u, source_u, target_u) - u,
+                                  np.interp(u, source_u, target.lips.upper_outer[:, 1]) - lip_v])
+            outputs.append(skin + (follow_u, follow_v) * lip_shift)
+            sources.append(skin)
+    return [(np.array(outputs), np.array(sources))]
+
+
+def _chin_points(face: Face, frame: MouthFrame, lips: LipContours, target: MouthTarget):
+    """The chin moves as one rigid piece, by a whole number of pixels (resampling at whole pixels keeps every
+    hair of a beard sharp); beside the chin the jaw line follows less. The skin stretches or folds below the
+    jaw line, between it and the still outline of the mask (into the neck, which the chin covers)."""
+    drop = _whole_pixels(frame, target.jaw_drop)
     jaw = frame.to_local(face.points_px[list(JAW_LOWER)])
     jaw = jaw[np.abs(jaw[:, 0]) <= 0.95]
-    drop = target.jaw_drop * np.clip(1 - 0.35 * np.abs(jaw[:, 0]), 0.4, 1.0)
-    pairs.append((jaw + np.stack([np.zeros_like(drop), drop], axis=1), jaw))
+    # Toward the mask's side the jaw line eases to still, so that it never bends where the warp fades out.
+    beyond_chin = np.clip((np.abs(jaw[:, 0]) - CHIN_HALF_WIDTH_W) / (0.95 - CHIN_HALF_WIDTH_W), 0.0, 1.0)
+    follow = 1.0 - 0.85 * beyond_chin * beyond_chin * (3 - 2 * beyond_chin)
+    pairs = [(jaw + drop * follow[:, None], jaw)]
+    # Inside the chin, between the lower lip and the jaw line: the same shift everywhere.
+    for u in (-0.3, -0.15, 0.0, 0.15, 0.3):
+        lip_v = np.interp(u, lips.lower_outer[:, 0], lips.lower_outer[:, 1])
+        jaw_v = np.interp(u, jaw[:, 0], jaw[:, 1])
+        inside = np.array([[u, lip_v + k * (jaw_v - lip_v)] for k in (0.35, 0.7)])
+        pairs.append((inside + drop, inside))
     return pairs
+
+
+def _whole_pixels(frame: MouthFrame, drop_w: float) -> np.ndarray:
+    """The jaw drop (mouth widths, along v) as a shift in mouth-frame units that is whole pixels in the image."""
+    shift_px = np.round(drop_w * frame.width_px * frame.v_axis)
+    return frame.to_local(frame.center_px + shift_px)
 
 
 def _outline_anchors(face: Face, frame: MouthFrame) -> np.ndarray:
@@ -207,7 +254,8 @@ def _outline_anchors(face: Face, frame: MouthFrame) -> np.ndarray:
 # ---- composition ----------------------------------------------------------------------------------------
 
 def _render(image: np.ndarray, face: Face, frame: MouthFrame, lips: LipContours, region: MouthMask,
-            palette: MouthPalette, shape: MouthShape, own_teeth: PhotoTeeth | None) -> np.ndarray:
+            palette: MouthPalette, shape: MouthShape, own_teeth: PhotoTeeth | None,
+            detail_layers: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     target = mouth_target(lips, shape)
     x, y, w, h = region.box
     weight = region.warp_weight[y:y + h, x:x + w]
@@ -215,7 +263,7 @@ def _render(image: np.ndarray, face: Face, frame: MouthFrame, lips: LipContours,
     for layer in ("upper", "lower"):
         output_px, source_px = _control_points(face, frame, lips, target, layer)
         spline = ThinPlateSpline.fit(output_px, source_px)
-        layers[layer] = remap(image, *backward_map(spline, region.box, weight)).astype(np.float32)
+        layers[layer] = remap_keeping_detail(detail_layers, *backward_map(spline, region.box, weight))
     local = _local_grid(frame, region.box)
     u, v = local[..., 0], local[..., 1]
     composed = _join_lips(layers["upper"], layers["lower"], u, v, target, frame.width_px)

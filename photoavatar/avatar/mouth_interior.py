@@ -28,6 +28,9 @@ LOWER_ARCH_RADIUS_W = 0.42
 WARM_ENAMEL_RGB = np.array([238.0, 230.0, 212.0])
 TONGUE_RGB = np.array([178.0, 88.0, 92.0])
 SHOWS_TEETH_APERTURE = 0.08  # a source mouth open this wide shows its teeth: sample their colour
+TEETH_BRIGHT_SHARE = 0.6  # photo teeth are at least this bright relative to their colour (shade under the lip)
+UPPER_TEETH_START_SHARE = 0.35  # upper teeth show from the upper lip down: their band starts this high up
+TEETH_MAX_PALENESS = 0.3  # enamel in a photo: saturation (max - min) / max at most this (lips: 0.35-0.6)
 SHADOW_COOLING = np.array([0.0, 0.22, 0.32])  # how much green and blue drop in shadow
 
 
@@ -93,11 +96,11 @@ def sample_palette(image: np.ndarray, face: Face, frame: MouthFrame) -> MouthPal
 
 def photo_teeth_edge(image: np.ndarray, lips: LipContours, frame: MouthFrame,
                      palette: MouthPalette) -> np.polynomial.Polynomial | None:
-    """Where the photo's upper teeth end, v(u), if it shows them: the last bright row under the upper lip."""
+    """Where the photo's upper teeth end, v(u), if it shows them: the end of the bright band under the upper lip."""
     if not palette.teeth_from_photo:
         return None
     step = 0.25 / frame.width_px
-    bright_level = 0.75 * float(_luminance(palette.teeth_rgb))
+    bright_level = TEETH_BRIGHT_SHARE * float(_luminance(palette.teeth_rgb))
     found_u, found_v = [], []
     for u in np.linspace(-0.3, 0.3, 13):
         top = np.interp(u, lips.upper_inner[:, 0], lips.upper_inner[:, 1])
@@ -107,13 +110,24 @@ def photo_teeth_edge(image: np.ndarray, lips: LipContours, frame: MouthFrame,
             continue
         points = frame.to_px(np.stack([np.full_like(v, u), v], axis=1)).astype(np.float32)
         column = cv2.remap(image, points[:, :1], points[:, 1:], cv2.INTER_LINEAR).reshape(-1, 3)
-        bright = np.nonzero(_luminance(column.astype(float)) > bright_level)[0]
-        if len(bright):
+        end = _first_bright_run_end(_luminance(column.astype(float)) > bright_level, len(v))
+        if end is not None:
             found_u.append(u)
-            found_v.append(v[bright[-1]])
+            found_v.append(v[end])
     if len(found_u) < 7:
         return None
     return np.polynomial.Polynomial.fit(found_u, found_v, deg=2)
+
+
+def _first_bright_run_end(bright: np.ndarray, samples: int) -> int | None:
+    """Index of the last sample of the bright run that starts right under the upper lip (the upper teeth);
+    None when the first bright run starts lower down (lower teeth only, or no teeth). A photo taken mid-word
+    shows the lower teeth too, below a dark band: they are not part of the run."""
+    rows = np.nonzero(bright)[0]
+    if not len(rows) or rows[0] > UPPER_TEETH_START_SHARE * samples:
+        return None
+    gaps = np.nonzero(np.diff(rows) > 4)[0]  # a dark band over a pixel high (4 samples per pixel) ends the run
+    return int(rows[gaps[0]] if len(gaps) else rows[-1])
 
 
 def _patch(frame: MouthFrame, center_v: float, half_height: float) -> np.ndarray:
@@ -137,15 +151,24 @@ def _grain(image: np.ndarray, patch_px: np.ndarray) -> float:
 def _teeth_colour(image: np.ndarray, face: Face, inner: np.ndarray,
                   skin_rgb: np.ndarray) -> tuple[np.ndarray, bool]:
     if mouth_metrics(face).aperture >= SHOWS_TEETH_APERTURE and len(inner) > 30:
-        bright = inner[_luminance(inner) >= np.percentile(_luminance(inner), 60)]
-        if _luminance(np.median(bright, axis=0)) > 0.8 * _luminance(skin_rgb):
-            return np.median(bright, axis=0), True
+        # Teeth are the bright, pale pixels between the lips; the lips' moist inner side is bright too but red.
+        pale = inner[_paleness(inner) <= TEETH_MAX_PALENESS]
+        if len(pale) > 12:
+            bright = pale[_luminance(pale) >= np.percentile(_luminance(pale), 50)]
+            if _luminance(np.median(bright, axis=0)) > 0.8 * _luminance(skin_rgb):
+                return np.median(bright, axis=0), True
     # Teeth inside the mouth sit in some shade: a little brighter than the lit skin, never paper white.
     brightness = float(np.clip(_luminance(skin_rgb) * 1.05 + 25, 150, 220))
     # Against warm skin a neutral white reads blue-grey: lean the enamel a little toward the skin's hue.
     skin_hue = np.clip(skin_rgb / max(float(skin_rgb.mean()), 1.0), 0.5, 1.6) ** 0.3
     enamel = WARM_ENAMEL_RGB * _light_tint(image) * skin_hue
     return enamel * brightness / _luminance(enamel), False
+
+
+def _paleness(rgb: np.ndarray) -> np.ndarray:
+    """Saturation (max - min) / max per pixel: 0 for white or grey, near 1 for pure colours."""
+    rgb = np.asarray(rgb, float)
+    return (rgb.max(axis=-1) - rgb.min(axis=-1)) / np.maximum(rgb.max(axis=-1), 1.0)
 
 
 def _smoothstep(x: np.ndarray) -> np.ndarray:

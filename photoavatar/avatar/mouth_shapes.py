@@ -15,7 +15,7 @@ polynomial contact line plus an opening profile), never the jittery landmarks th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -49,7 +49,7 @@ SHAPES: dict[str, MouthShape] = {
     "O": MouthShape(width_scale=0.76, gap_w=0.30, upper_share=0.22, roundness=1.0, pout=0.6, relax_smile=1.0,
                     teeth_gap_w=0.15),
     # bilabial closure: "map", "bob"
-    "MBP": MouthShape(width_scale=0.97, gap_w=0.0, upper_share=0.45, roundness=0.0, pout=0.0, relax_smile=0.3,
+    "MBP": MouthShape(width_scale=0.97, gap_w=0.0, upper_share=0.45, roundness=0.0, pout=0.0, relax_smile=0.0,
                       press_w=0.012, teeth_gap_w=-0.02),
     # lower lip under the upper teeth: "five", "very"
     "FV": MouthShape(width_scale=0.98, gap_w=0.03, upper_share=0.8, roundness=0.0, pout=0.0, relax_smile=0.2,
@@ -118,7 +118,10 @@ class MouthFrame:
         return self.center_px + uv[..., :1] * self.u_axis + uv[..., 1:2] * self.v_axis
 
 
-CONTACT_SHARE = 0.4  # closed lips meet this far down the source opening (the jaw does most of the closing)
+SMILE_FULL_LIFT_W = 0.04  # mouth corners this far above a neutral mouth's (mouth widths): a broad smile
+ROUND_LESS_ON_SMILE = 0.45  # on a broad smile a rounded shape gives back this share of its narrowing
+UPPER_OUTER_FOLLOW = 0.45  # the upper lip's outer edge moves this share of its inner edge's move
+CONTACT_SHARE = 0.25  # closed lips meet this far down the source opening (the jaw does most of the closing)
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,7 @@ class LipContours:
 @dataclass(frozen=True)
 class MouthTarget:
     lips: LipContours  # where the lips go (mouth-frame units)
-    jaw_drop: float  # how far the chin goes down (mouth widths)
+    jaw_drop: float  # how far the chin goes down (mouth widths; negative: up, closing an open photo)
     corner_shift: np.ndarray  # (2, 2) displacement of the left and right corners
     interior: InteriorGeometry
 
@@ -229,8 +232,24 @@ class LipCurves:
         return lower
 
 
+def smile_amount(lips: LipContours) -> float:
+    """0 for a neutral mouth, 1 for a broad smile (corners raised by SMILE_FULL_LIFT_W or more)."""
+    lift = float(lips.smile_lift(lips.upper_inner[[0, -1], 0]).max())
+    return float(np.clip(lift / SMILE_FULL_LIFT_W, 0.0, 1.0))
+
+
+def for_this_mouth(shape: MouthShape, lips: LipContours) -> MouthShape:
+    """A rounded shape on a smiling photo rounds less: the smile's cheeks cannot follow a full pucker inside
+    the mask, and a small round mouth in an unchanged smile reads as a grimace."""
+    if shape.roundness < 0.5:
+        return shape
+    keep_back = ROUND_LESS_ON_SMILE * smile_amount(lips)
+    return replace(shape, width_scale=shape.width_scale + (1.0 - shape.width_scale) * keep_back)
+
+
 def mouth_target(lips: LipContours, shape: MouthShape) -> MouthTarget:
     """Where the lips, corners and jaw go for one shape (mouth-frame units)."""
+    shape = for_this_mouth(shape, lips)
     curves = LipCurves(lips, shape)
     scale = np.array([shape.width_scale, 1.0])
     upper_inner, lower_inner = lips.upper_inner * scale, lips.lower_inner * scale
@@ -241,7 +260,8 @@ def mouth_target(lips: LipContours, shape: MouthShape) -> MouthTarget:
     upper_thickness = lips.upper_inner[:, 1] - lips.upper_outer[:, 1]
     lower_thickness = lips.lower_outer[:, 1] - lips.lower_inner[:, 1]
     upper_outer = lips.upper_outer * scale
-    upper_outer[:, 1] += (0.6 * (upper_inner[:, 1] - lips.upper_inner[:, 1])
+    # The red of the upper lip stretches more than the skin above it: its outer edge moves part of the way.
+    upper_outer[:, 1] += (UPPER_OUTER_FOLLOW * (upper_inner[:, 1] - lips.upper_inner[:, 1])
                           - 0.15 * shape.pout * upper_thickness + shape.press_w)
     lower_outer = lips.lower_outer * scale
     if shape.lower_lip_to_teeth:  # rolled in under the teeth: less of the lower lip shows
@@ -254,7 +274,10 @@ def mouth_target(lips: LipContours, shape: MouthShape) -> MouthTarget:
         contour[[0, -1], 1] = lips.upper_outer[[0, -1], 1] + corner_lift
     target = LipContours(upper_outer, upper_inner, lower_inner, lower_outer)
     corner_shift = upper_outer[[0, -1]] - lips.upper_outer[[0, -1]]
-    return MouthTarget(target, shape.teeth_gap_w + OVERBITE_W, corner_shift, _interior(curves))
+    # The lower lip rides on the jaw: the chin moves as far as the lower lip's middle, as one piece.
+    middle = len(lower_outer) // 2
+    jaw_drop = float(np.clip(lower_outer[middle, 1] - lips.lower_outer[middle, 1], -MAX_JAW_DROP_W, MAX_JAW_DROP_W))
+    return MouthTarget(target, jaw_drop, corner_shift, _interior(curves))
 
 
 def _interior(curves: LipCurves) -> InteriorGeometry:

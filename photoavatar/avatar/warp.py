@@ -99,3 +99,32 @@ def remap(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray
     """Sample `image` at (map_x, map_y) with bicubic interpolation (keeps the skin's texture sharp)."""
     warped = cv2.remap(image, map_x, map_y, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
     return warped
+
+
+
+
+DETAIL_SIGMA_PX = 1.0  # detail = image - Gaussian(image, this): pores, stubble, single hairs
+GRAIN_LIMIT = 10.0  # grey levels: finer detail than this is grain; the rest of an edge is resampled smoothly
+
+
+def split_detail(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(smooth, grain) float32 layers of a photo, smooth + grain == photo: computed once, warped many times."""
+    source = image.astype(np.float32)
+    detail = source - cv2.GaussianBlur(source, (0, 0), DETAIL_SIGMA_PX)
+    # Strong edges (a collar, a lip line) stay in the smooth layer: sampled at whole pixels they would step.
+    grain = np.clip(detail, -GRAIN_LIMIT, GRAIN_LIMIT)
+    return source - grain, grain
+
+
+def remap_keeping_detail(layers: tuple[np.ndarray, np.ndarray], map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """Warp a photo (float32 result) so that its fine detail stays as crisp as in the photo.
+
+    The smooth layer is resampled (bicubic) at the exact positions. The detail layer is taken from the
+    nearest whole pixel: resampling between pixels averages neighbours and stretching spreads them, both
+    wash out pores and hairs (a chin patch kept 20-75 % of its Laplacian variance that way); a whole-pixel
+    sample keeps every grain at full strength. Where the map is the identity the result is the photo."""
+    smooth, grain = layers
+    base = cv2.remap(smooth, map_x, map_y, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    fine = cv2.remap(grain, np.round(map_x), np.round(map_y), interpolation=cv2.INTER_NEAREST,
+                     borderMode=cv2.BORDER_REFLECT)
+    return base + fine

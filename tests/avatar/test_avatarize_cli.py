@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from photoavatar.avatar.bundle import load_bundle
+from photoavatar.avatar.faces import MIN_FACE_WIDTH_PX
 from photoavatar.avatar.landmarks import LIPS_OUTER, detect_faces
 from photoavatar.cli import main
 
@@ -62,9 +63,9 @@ def test_two_faces_need_a_choice(capsys, tmp_path, faces_dir):
 
 
 def test_face_too_small(capsys, tmp_path, inputs, faces_dir):
-    path = inputs / "small.png"
-    Image.open(faces_dir / "grace_hopper.jpg").resize((200, 200), Image.Resampling.LANCZOS).save(path)
-    _assert_refused(capsys, tmp_path, ["--photo", path], "too small", "minimum is 120 px")
+    path = inputs / "small.png"  # the face about 36 px wide, under the measured lower bound
+    Image.open(faces_dir / "grace_hopper.jpg").resize((100, 100), Image.Resampling.LANCZOS).save(path)
+    _assert_refused(capsys, tmp_path, ["--photo", path], "too small", f"minimum is {MIN_FACE_WIDTH_PX} px")
 
 
 def test_roi_checks(capsys, tmp_path, faces_dir):

@@ -48,7 +48,7 @@ def test_boxes_are_reported_in_photo_pixels(faces_dir):
 
 
 def test_small_face_says_its_size_and_the_minimum(faces_dir):
-    faces = _faces(faces_dir, "grace_hopper.jpg", 0.4)
+    faces = _faces(faces_dir, "grace_hopper.jpg", 0.2)
     assert len(faces) == 1
     found = faces[0].width_px
     assert found < MIN_FACE_WIDTH_PX
