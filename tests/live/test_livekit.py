@@ -130,7 +130,10 @@ async def test_the_server_says_clearly_when_livekit_cannot_be_reached(tmp_path):
 
 
 @pytest.mark.livekit
-@pytest.mark.skipif(not os.environ.get("LIVEKIT_URL"), reason="needs a LiveKit server: set LIVEKIT_URL, _API_KEY, _API_SECRET")
+@pytest.mark.skipif(  # an opt-in integration test: a real server is the one thing no fake can stand in for
+    not os.environ.get("LIVEKIT_URL"),
+    reason="opt-in: start a LiveKit server (e.g. `livekit-server --dev`), then run LIVEKIT_URL=ws://127.0.0.1:7880 "
+           "LIVEKIT_API_KEY=devkey LIVEKIT_API_SECRET=secret .venv/bin/python -m pytest -m livekit tests/live")
 async def test_against_a_real_livekit_server(tmp_path, speech):
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo" / "avatar.json").write_text("{}")

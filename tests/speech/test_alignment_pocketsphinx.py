@@ -12,10 +12,8 @@ import re
 import statistics
 
 import numpy as np
-import pytest
+import pocketsphinx
 from scipy.signal import resample_poly
-
-pocketsphinx = pytest.importorskip("pocketsphinx")
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",

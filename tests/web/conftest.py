@@ -61,8 +61,11 @@ def node() -> str:
 
 @pytest.fixture(scope="module")
 def browser():
+    """Headless Chromium; the browser tests fail (never skip) without it."""
     if CHROMIUM is None:
-        pytest.skip("chromium is not installed (make browser-deps)")
+        pytest.fail("chromium is not installed, so the web client cannot be checked in a browser: run "
+                    "`make browser-deps` (part of `make test`; it installs Debian's chromium) or "
+                    "`apt-get install -y chromium`")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
