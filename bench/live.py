@@ -45,7 +45,6 @@ from photoavatar.testing.live_probe import (
     av_offset_ms,
     connect_with_probe,
     first_audio_ms,
-    jitter_buffer_between,
     rtp_delta,
     stop_to_silence_ms,
 )
@@ -92,23 +91,14 @@ def _ms(value: float | None) -> str:
 
 def one_utterance(probe, text: str) -> dict:
     """Speak TEXT, measure the start, stop it STOP_AFTER_S in, measure the silence."""
-    page = probe.page
-    speak = probe.speak(text)
-    uid = speak["body"]["utterance_id"]
-    probe.wait_for_sound_after(speak["start_ms"], TIMEOUT_S)
-    page.wait_for_timeout(STOP_AFTER_S * 1000)
-    before = probe.receiver_stats()
-    probe.wait_until_loud_now()
-    stop = probe.stop()
-    page.wait_for_timeout(700)
-    after = probe.receiver_stats()
-    capture = probe.drain()
-    played, heard = first_audio_ms(capture, speak, uid)
-    stop_played, stop_heard = stop_to_silence_ms(capture, stop)
+    stopped = probe.stop_while_loud(text, speak_for_ms=STOP_AFTER_S * 1000, settle_ms=700, timeout_s=TIMEOUT_S)
+    capture, uid = stopped.capture, stopped.utterance_id
+    played, heard = first_audio_ms(capture, stopped.speak, uid)
+    stop_played, stop_heard = stop_to_silence_ms(capture, stopped.stop)
     return {"first_played": played, "first_heard": heard, "av_offset": av_offset_ms(capture, uid),
             "av_offset_track": av_offset_ms(capture, uid, at_track=True),
             "stop_played": stop_played, "stop_heard": stop_heard,
-            "jitter_buffer": (jitter := jitter_buffer_between(before, after)),
+            "jitter_buffer": (jitter := stopped.jitter_buffer_ms),
             "stop_beyond_jitter_buffer": stop_played - jitter,
             "output_latency": capture.output_latency_ms}
 

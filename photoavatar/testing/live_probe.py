@@ -184,6 +184,25 @@ class Capture:
         return [f for f in self.ssrc if f["level"] is not None and f["level"] >= level and f["perf_ms"] > after_ms]
 
 
+@dataclass
+class StoppedUtterance:
+    """One utterance /stop-ped while loud: the two calls, the receiver's counters around the stop, the capture."""
+
+    speak: dict
+    stop: dict
+    before: dict | None
+    after: dict | None
+    capture: Capture
+
+    @property
+    def utterance_id(self) -> str:
+        return self.speak["body"]["utterance_id"]
+
+    @property
+    def jitter_buffer_ms(self) -> float:
+        return jitter_buffer_between(self.before, self.after)
+
+
 class LiveProbe:
     """Drives one page through the probe: install before connecting, then speak, stop and collect."""
 
@@ -226,6 +245,19 @@ class LiveProbe:
     def receiver_stats(self) -> dict | None:
         """The receiver's inbound-rtp counters (getStats: fine for counts, never for timing)."""
         return self.page.evaluate("() => window.__liveProbe.receiverStats()")
+
+    def stop_while_loud(self, text: str, speak_for_ms: float, settle_ms: float,
+                        timeout_s: float = 20.0) -> StoppedUtterance:
+        """Speak TEXT, /stop it SPEAK_FOR_MS after its first loud frame (on a loud frame), collect SETTLE_MS later."""
+        speak = self.speak(text)
+        self.wait_for_sound_after(speak["start_ms"], timeout_s)
+        self.page.wait_for_timeout(speak_for_ms)
+        before = self.receiver_stats()
+        self.wait_until_loud_now()
+        stop = self.stop()
+        self.page.wait_for_timeout(settle_ms)
+        after = self.receiver_stats()
+        return StoppedUtterance(speak, stop, before, after, self.drain())
 
 
 def connect_with_probe(page, base: str) -> LiveProbe:

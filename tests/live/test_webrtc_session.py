@@ -56,6 +56,17 @@ async def connect(http: httpx.AsyncClient) -> tuple[dict, ClientPeer, dict]:
     return session, peer, auth
 
 
+@contextlib.asynccontextmanager
+async def connected_peer(tmp_path, speech, **overrides):
+    """The live server with one aiortc client connected: (http, session, peer, auth); the peer is closed after."""
+    async with live_server(tmp_path, speech, **overrides) as http:
+        session, peer, auth = await connect(http)
+        try:
+            yield http, session, peer, auth
+        finally:
+            await peer.close()
+
+
 async def speak(http, session, auth, text, barge_in=True) -> str:
     reply = await http.post("/speak", json={"session_id": session["session_id"], "text": text, "barge_in": barge_in},
                             headers=auth)
@@ -104,34 +115,30 @@ def lag_of(source: np.ndarray, received: np.ndarray, max_lag: int) -> int:
 
 async def test_speech_arrives_with_events_stamped_in_rtp_time(tmp_path, speech):
     speech, produced = recording(speech, SENTENCE)
-    async with live_server(tmp_path, speech) as http:
-        session, peer, auth = await connect(http)
-        try:
-            utterance_id = await speak(http, session, auth, SENTENCE)
-            await peer.wait_for(lambda: peer.of_type("utterance_end"), timeout_s=20)
-            start, = peer.of_type("utterance_start")
-            end, = peer.of_type("utterance_end")
-            assert start["utterance_id"] == end["utterance_id"] == utterance_id
-            assert end["reason"] == "done" and start["rtp_clock_hz"] == 48000 and start["text"] == SENTENCE
-            for _, label, message in peer.messages:  # nothing undocumented is sent (docs/protocol.md)
-                validate(message)
-                assert label == ("prosody" if message["type"] == "prosody" else "viseme")
-            events = [e for m in peer.of_type("viseme") for e in m["events"]]
-            frames = [f for m in peer.of_type("prosody") for f in m["frames"]]
-            assert events and frames and all(m["utterance_id"] == utterance_id for m in peer.of_type("viseme"))
-            # the first loud sample the client decoded sits where utterance_start said the audio begins
-            # the audio the engine made lies in the decoded stream exactly where utterance_start said
-            expected_pts = (start["rtp_timestamp"] - peer.rtp_origin()) % RTP_MODULO
-            source = source_audio_48k(produced)[:48000]  # the first second of the utterance
-            max_lag = 4 * FRAME_SAMPLES
-            lag = lag_of(source, received_audio(peer, expected_pts - max_lag, len(source) + 2 * max_lag), max_lag)
-            print(f"decoded audio vs announced rtp_timestamp: {lag} samples")
-            assert abs(lag) <= 24, lag  # 0.5 ms
-            # and it is speech: energy over the utterance's length, silence after the end
-            loud = [pts for _, pts, s in peer.frames if rms(s) > ENERGY_RMS]
-            assert (loud[-1] - loud[0]) / 48000 > 1.5
-        finally:
-            await peer.close()
+    async with connected_peer(tmp_path, speech) as (http, session, peer, auth):
+        utterance_id = await speak(http, session, auth, SENTENCE)
+        await peer.wait_for(lambda: peer.of_type("utterance_end"), timeout_s=20)
+        start, = peer.of_type("utterance_start")
+        end, = peer.of_type("utterance_end")
+        assert start["utterance_id"] == end["utterance_id"] == utterance_id
+        assert end["reason"] == "done" and start["rtp_clock_hz"] == 48000 and start["text"] == SENTENCE
+        for _, label, message in peer.messages:  # nothing undocumented is sent (docs/protocol.md)
+            validate(message)
+            assert label == ("prosody" if message["type"] == "prosody" else "viseme")
+        events = [e for m in peer.of_type("viseme") for e in m["events"]]
+        frames = [f for m in peer.of_type("prosody") for f in m["frames"]]
+        assert events and frames and all(m["utterance_id"] == utterance_id for m in peer.of_type("viseme"))
+        # the first loud sample the client decoded sits where utterance_start said the audio begins
+        # the audio the engine made lies in the decoded stream exactly where utterance_start said
+        expected_pts = (start["rtp_timestamp"] - peer.rtp_origin()) % RTP_MODULO
+        source = source_audio_48k(produced)[:48000]  # the first second of the utterance
+        max_lag = 4 * FRAME_SAMPLES
+        lag = lag_of(source, received_audio(peer, expected_pts - max_lag, len(source) + 2 * max_lag), max_lag)
+        print(f"decoded audio vs announced rtp_timestamp: {lag} samples")
+        assert abs(lag) <= 24, lag  # 0.5 ms
+        # and it is speech: energy over the utterance's length, silence after the end
+        loud = [pts for _, pts, s in peer.frames if rms(s) > ENERGY_RMS]
+        assert (loud[-1] - loud[0]) / 48000 > 1.5
 
 
 def open_utterances_never_overlap(peer: ClientPeer) -> None:
@@ -146,81 +153,65 @@ def open_utterances_never_overlap(peer: ClientPeer) -> None:
 
 
 async def test_stop_silences_audio_within_100_ms(tmp_path, speech):
-    async with live_server(tmp_path, speech) as http:
-        session, peer, auth = await connect(http)
-        try:
-            first = await speak(http, session, auth, LONG_TEXT)
-            queued = await speak(http, session, auth, SENTENCE, barge_in=False)
-            await peer.wait_for(lambda: sum(rms(f[2]) > ENERGY_RMS for f in peer.frames) > 10)  # well into speech
-            loop = asyncio.get_running_loop()
-            stopped_at = loop.time()
-            reply = await http.post("/stop", json={"session_id": session["session_id"]}, headers=auth)
-            assert reply.status_code == 200 and reply.json() == {"stopped": [first, queued]}
-            transport = http.app.state.photoavatar.sessions.get(session["session_id"]).transport
-            stop_pts = (transport.rtp_timestamp_at(transport.playout.position_samples) - peer.rtp_origin()) % RTP_MODULO
-            await asyncio.sleep(0.6)
-            # in audio time (the server's send clock): what the aiortc client's jitter buffer adds is not ours
-            loud_pts = [pts + len(s) for _, pts, s in peer.frames if rms(s) > ENERGY_RMS]
-            audio_ms = (max(loud_pts) - stop_pts) / 48
-            arrival_ms = max((t - stopped_at for t, _, s in peer.frames if rms(s) > ENERGY_RMS), default=0) * 1000
-            print(f"/stop -> silence: {audio_ms:.0f} ms of audio sent, {arrival_ms:.0f} ms at the client's output")
-            assert audio_ms <= 100
-            assert [e["reason"] for e in peer.of_type("utterance_end")] == ["stop", "stop"]
-            assert [s["utterance_id"] for s in peer.of_type("utterance_start")] == [first]  # the queue is gone
-        finally:
-            await peer.close()
+    async with connected_peer(tmp_path, speech) as (http, session, peer, auth):
+        first = await speak(http, session, auth, LONG_TEXT)
+        queued = await speak(http, session, auth, SENTENCE, barge_in=False)
+        await peer.wait_for(lambda: sum(rms(f[2]) > ENERGY_RMS for f in peer.frames) > 10)  # well into speech
+        loop = asyncio.get_running_loop()
+        stopped_at = loop.time()
+        reply = await http.post("/stop", json={"session_id": session["session_id"]}, headers=auth)
+        assert reply.status_code == 200 and reply.json() == {"stopped": [first, queued]}
+        transport = http.app.state.photoavatar.sessions.get(session["session_id"]).transport
+        stop_pts = (transport.rtp_timestamp_at(transport.playout.position_samples) - peer.rtp_origin()) % RTP_MODULO
+        await asyncio.sleep(0.6)
+        # in audio time (the server's send clock): what the aiortc client's jitter buffer adds is not ours
+        loud_pts = [pts + len(s) for _, pts, s in peer.frames if rms(s) > ENERGY_RMS]
+        audio_ms = (max(loud_pts) - stop_pts) / 48
+        arrival_ms = max((t - stopped_at for t, _, s in peer.frames if rms(s) > ENERGY_RMS), default=0) * 1000
+        print(f"/stop -> silence: {audio_ms:.0f} ms of audio sent, {arrival_ms:.0f} ms at the client's output")
+        assert audio_ms <= 100
+        assert [e["reason"] for e in peer.of_type("utterance_end")] == ["stop", "stop"]
+        assert [s["utterance_id"] for s in peer.of_type("utterance_start")] == [first]  # the queue is gone
 
 
 async def test_barge_in_replaces_the_utterance_and_rapid_ones_never_overlap(tmp_path, speech):
-    async with live_server(tmp_path, speech) as http:
-        session, peer, auth = await connect(http)
-        try:
-            first = await speak(http, session, auth, LONG_TEXT)
-            await peer.wait_for(lambda: peer.of_type("utterance_start"))
-            await asyncio.sleep(0.3)
-            second = await speak(http, session, auth, LONG_TEXT)  # two barge-ins back to back
-            third = await speak(http, session, auth, SENTENCE)
-            await peer.wait_for(lambda: any(e["utterance_id"] == third for e in peer.of_type("utterance_end")), 20)
-            ends = {e["utterance_id"]: e["reason"] for e in peer.of_type("utterance_end")}
-            assert ends == {first: "barge_in", second: "barge_in", third: "done"}
-            assert [s["utterance_id"] for s in peer.of_type("utterance_start")][-1] == third
-            open_utterances_never_overlap(peer)
-            # the barged-in audio stopped: nothing loud between the cut and the third utterance's first sample
-            third_start = next(s for s in peer.of_type("utterance_start") if s["utterance_id"] == third)
-            third_pts = (third_start["rtp_timestamp"] - peer.rtp_origin()) % RTP_MODULO
-            cut_pts = third_pts - 2 * FRAME_SAMPLES  # the cut happened at least this early
-            quiet_gap = [rms(s) for _, pts, s in peer.frames if cut_pts <= pts < third_pts - FRAME_SAMPLES]
-            assert quiet_gap and max(quiet_gap) < ENERGY_RMS
-        finally:
-            await peer.close()
+    async with connected_peer(tmp_path, speech) as (http, session, peer, auth):
+        first = await speak(http, session, auth, LONG_TEXT)
+        await peer.wait_for(lambda: peer.of_type("utterance_start"))
+        await asyncio.sleep(0.3)
+        second = await speak(http, session, auth, LONG_TEXT)  # two barge-ins back to back
+        third = await speak(http, session, auth, SENTENCE)
+        await peer.wait_for(lambda: any(e["utterance_id"] == third for e in peer.of_type("utterance_end")), 20)
+        ends = {e["utterance_id"]: e["reason"] for e in peer.of_type("utterance_end")}
+        assert ends == {first: "barge_in", second: "barge_in", third: "done"}
+        assert [s["utterance_id"] for s in peer.of_type("utterance_start")][-1] == third
+        open_utterances_never_overlap(peer)
+        # the barged-in audio stopped: nothing loud between the cut and the third utterance's first sample
+        third_start = next(s for s in peer.of_type("utterance_start") if s["utterance_id"] == third)
+        third_pts = (third_start["rtp_timestamp"] - peer.rtp_origin()) % RTP_MODULO
+        cut_pts = third_pts - 2 * FRAME_SAMPLES  # the cut happened at least this early
+        quiet_gap = [rms(s) for _, pts, s in peer.frames if cut_pts <= pts < third_pts - FRAME_SAMPLES]
+        assert quiet_gap and max(quiet_gap) < ENERGY_RMS
 
 
 async def test_failing_speech_ends_with_an_error_and_the_session_keeps_working(tmp_path, speech):
-    async with live_server(tmp_path, speech) as http:
-        session, peer, auth = await connect(http)
-        try:
-            failing = await speak(http, session, auth, "日本語です")  # the English voice refuses it
-            await peer.wait_for(lambda: peer.of_type("utterance_end"))
-            end, = peer.of_type("utterance_end")
-            assert end["utterance_id"] == failing and end["reason"] == "error" and "English" in end["error"]
-            working = await speak(http, session, auth, "But this works.")
-            await peer.wait_for(lambda: len(peer.of_type("utterance_end")) == 2, 20)
-            assert peer.of_type("utterance_end")[1] == {"type": "utterance_end", "utterance_id": working,
-                                                        "reason": "done"}
-        finally:
-            await peer.close()
+    async with connected_peer(tmp_path, speech) as (http, session, peer, auth):
+        failing = await speak(http, session, auth, "日本語です")  # the English voice refuses it
+        await peer.wait_for(lambda: peer.of_type("utterance_end"))
+        end, = peer.of_type("utterance_end")
+        assert end["utterance_id"] == failing and end["reason"] == "error" and "English" in end["error"]
+        working = await speak(http, session, auth, "But this works.")
+        await peer.wait_for(lambda: len(peer.of_type("utterance_end")) == 2, 20)
+        assert peer.of_type("utterance_end")[1] == {"type": "utterance_end", "utterance_id": working,
+                                                    "reason": "done"}
 
 
 async def test_a_second_offer_is_a_conflict(tmp_path, speech):
-    async with live_server(tmp_path, speech) as http:
-        session, peer, auth = await connect(http)
-        try:
-            _, offer_sdp = await ClientPeer.offer()
-            again = await http.post(session["url"], content=offer_sdp,
-                                    headers={**auth, "Content-Type": "application/sdp"})
-            assert again.status_code == 409 and "already has a peer connection" in again.json()["detail"]
-        finally:
-            await peer.close()
+    async with connected_peer(tmp_path, speech) as (http, session, peer, auth):
+        _, offer_sdp = await ClientPeer.offer()
+        again = await http.post(session["url"], content=offer_sdp,
+                                headers={**auth, "Content-Type": "application/sdp"})
+        assert again.status_code == 409 and "already has a peer connection" in again.json()["detail"]
 
 
 async def test_a_vanished_client_frees_its_session(tmp_path, speech):

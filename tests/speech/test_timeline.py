@@ -7,6 +7,7 @@ import pytest
 from piper.config import SynthesisConfig
 
 from photoavatar.animate.mixer import VisemeMixer, mix
+from photoavatar.speech.ipa import SILENCE
 from photoavatar.speech.phoneme_map import shapes_for
 from photoavatar.speech.piper_engine import group_phonemes
 from photoavatar.speech.timeline import (
@@ -17,9 +18,9 @@ from photoavatar.speech.timeline import (
     build_viseme_events,
     closure_window_s,
     lead_in_samples,
-    settle_time_s,
 )
 from photoavatar.speech.types import AudioChunk, PhonemeTiming
+from photoavatar.spring import settle_time_s
 
 BILABIAL = ["Bob bought a big blue paper map.", "My mom made maple muffins.", "Pam picked a pumpkin."]
 LABIODENTAL = ["Five vivid fevers of Vivian.", "Of course we move with the wave of a hand."]
@@ -39,7 +40,7 @@ def synthesize(engine, text: str, length_scale: float = 1.0) -> list[PhonemeTimi
 def with_lead_in(phonemes: list[PhonemeTiming], rate: int) -> list[PhonemeTiming]:
     pad = lead_in_samples(phonemes, rate)
     shifted = [PhonemeTiming(p.phoneme, p.start_sample + pad, p.duration_samples, p.stress) for p in phonemes]
-    return [PhonemeTiming(" ", 0, pad), *shifted] if pad else shifted
+    return [PhonemeTiming(SILENCE, 0, pad), *shifted] if pad else shifted
 
 
 def mixed_weights(events, end_s: float, viseme: str, step_s: float = 0.001):
@@ -63,33 +64,39 @@ def rate(piper_engine) -> int:
     return piper_engine.loaded_voice().sample_rate_hz
 
 
+def shape_around_releases(engine, rate: int, text: str, speed: str, viseme: str):
+    """(times, VISEME's mixed weight, releases) for one real sentence with its lead-in; at least 4 releases."""
+    phonemes = with_lead_in(synthesize(engine, text, SPEEDS[speed]), rate)
+    times, weights = mixed_weights(build_viseme_events(phonemes, rate), phonemes[-1].end_sample / rate, viseme)
+    found = releases(phonemes, rate, viseme)
+    assert len(found) >= 4
+    return times, weights, found
+
+
+def held_before(times, weights, release_s: float, hold_s: float = 0.040):
+    """The weights over the HOLD_S seconds before a release."""
+    return weights[(times >= release_s - hold_s) & (times < release_s)]
+
+
 @pytest.mark.parametrize("speed", SPEEDS)
 @pytest.mark.parametrize("text", BILABIAL)
 def test_every_bilabial_closes_fully_for_40_ms_before_its_release(piper_engine, rate, text, speed):
-    phonemes = with_lead_in(synthesize(piper_engine, text, SPEEDS[speed]), rate)
-    events = build_viseme_events(phonemes, rate)
-    times, weights = mixed_weights(events, phonemes[-1].end_sample / rate, "MBP")
-    found = releases(phonemes, rate, "MBP")
-    assert len(found) >= 4
+    times, weights, found = shape_around_releases(piper_engine, rate, text, speed, "MBP")
     for release_s, _ in found:
-        hold = weights[(times >= release_s - 0.040) & (times < release_s)]
+        hold = held_before(times, weights, release_s)
         assert len(hold) >= 39 and hold.min() >= 0.9, f"{text} ({speed}): MBP {hold.min():.2f} before {release_s:.3f}s"
 
 
 @pytest.mark.parametrize("speed", SPEEDS)
 @pytest.mark.parametrize("text", LABIODENTAL)
 def test_every_labiodental_reaches_its_shape(piper_engine, rate, text, speed):
-    phonemes = with_lead_in(synthesize(piper_engine, text, SPEEDS[speed]), rate)
-    events = build_viseme_events(phonemes, rate)
-    times, weights = mixed_weights(events, phonemes[-1].end_sample / rate, "FV")
-    found = releases(phonemes, rate, "FV")
-    assert len(found) >= 4
+    times, weights, found = shape_around_releases(piper_engine, rate, text, speed, "FV")
     for release_s, before in found:
         if before == "MBP":  # "comfort": the lip-teeth contact forms as the closure releases
             window = (times >= release_s - 0.1) & (times < release_s + settle_time_s() + 0.02)
             assert weights[window].max() >= 0.9
             continue
-        hold = weights[(times >= release_s - 0.040) & (times < release_s)]
+        hold = held_before(times, weights, release_s)
         assert hold.min() >= 0.9, f"{text} ({speed}): FV {hold.min():.2f} before {release_s:.3f}s"
 
 
@@ -140,7 +147,7 @@ def test_lips_round_ahead_of_u(piper_engine, rate):
 
 def _vowel_pause_vowel(pause_s: float, rate: int = 22050) -> list[PhonemeTiming]:
     lengths = [0.05, 0.25, pause_s, 0.25, 0.3]
-    names = [" ", "ɑ", " ", "i", " "]
+    names = [SILENCE, "ɑ", SILENCE, "i", SILENCE]
     starts = np.concatenate([[0], np.cumsum([round(s * rate) for s in lengths])])
     return [PhonemeTiming(n, int(a), int(b - a)) for n, a, b in zip(names, starts[:-1], starts[1:], strict=True)]
 

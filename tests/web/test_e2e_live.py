@@ -66,22 +66,13 @@ def test_audio_arrives_and_the_mouth_moves_with_it(live_server, page):
 
 
 def test_stop_silences_the_received_audio(live_server, page):
-    probe = connect_with_probe(page, live_server)
-    speak = probe.speak(LONG_TEXT)
-    uid = speak["body"]["utterance_id"]
-    probe.wait_for_sound_after(speak["start_ms"])
-    page.wait_for_timeout(600)
-    before = probe.receiver_stats()
-    probe.wait_until_loud_now()
-    stop = probe.stop()
-    page.wait_for_timeout(800)
-    after = probe.receiver_stats()
-    capture = probe.drain()
+    stopped = connect_with_probe(page, live_server).stop_while_loud(LONG_TEXT, speak_for_ms=600, settle_ms=800)
+    capture, stop = stopped.capture, stopped.stop
 
-    assert stop["body"]["stopped"] == [uid]
-    assert [m["reason"] for m in capture.of_type("utterance_end", uid)] == ["stop"]
+    assert stop["body"]["stopped"] == [stopped.utterance_id]
+    assert [m["reason"] for m in capture.of_type("utterance_end", stopped.utterance_id)] == ["stop"]
     played_ms, heard_ms = stop_to_silence_ms(capture, stop)
-    jitter_ms = jitter_buffer_between(before, after)
+    jitter_ms = stopped.jitter_buffer_ms
     print(f"\n/stop -> last non-silent frame played out {played_ms:.0f} ms, heard {heard_ms:.0f} ms; "
           f"jitter buffer {jitter_ms:.0f} ms, output latency {capture.output_latency_ms:.0f} ms")
     assert capture.loud_frames(stop["start_ms"] - 60), "it was speaking when stopped"
