@@ -101,7 +101,7 @@ def encode(message: Message) -> str:
 
 def _viseme_json(event: VisemeEvent) -> dict:
     # Round to 0.1 ms: plenty for 25-60 fps, and half the bytes on the wire.
-    return {"viseme": event.viseme, "start_s": round(max(event.start_s, 0.0), 4),
+    return {"viseme": event.viseme, "start_s": round(max(event.start_s, -MAX_LEAD_S), 4),
             "end_s": round(max(event.end_s, 0.0), 4), "weight": round(event.weight, 4)}
 
 
@@ -113,6 +113,10 @@ def _prosody_json(frame: ProsodyFrame) -> dict:
 # -- the schemas (docs/protocol.md prints them) ----------------------------------------------------
 
 _TIME = {"type": "number", "minimum": 0}
+# An utterance's first events may start before its first sample (a closure formed before "Papa" is heard):
+# the client gets them ahead of the audio, which waits in its jitter buffer. Never earlier than this.
+MAX_LEAD_S = 0.5
+_EVENT_START = {"type": "number", "minimum": -MAX_LEAD_S}
 _UTTERANCE_ID = {"type": "string", "minLength": 1}
 
 
@@ -133,7 +137,7 @@ SCHEMAS: dict[str, dict] = {
         "rtp_clock_hz": {"const": RTP_CLOCK_HZ}, "text": {"type": "string"}, "anchor": {"enum": list(ANCHORS)}}),
     "viseme": _message_schema("viseme", ["events"], {"events": _list_of(
         ["viseme", "start_s", "end_s", "weight"],
-        {"viseme": {"enum": list(VISEMES)}, "start_s": _TIME, "end_s": _TIME,
+        {"viseme": {"enum": list(VISEMES)}, "start_s": _EVENT_START, "end_s": _TIME,
          "weight": {"type": "number", "minimum": 0, "maximum": 1}})}),
     "prosody": _message_schema("prosody", ["frames"], {"frames": _list_of(
         ["time_s", "loudness_db", "pitch_hz", "accent"],

@@ -1,7 +1,8 @@
 """A live session: one client, one transport, one queue of utterances played in order.
 
-Speech is synthesised in a worker thread (never on the event loop) and handed to the loop segment by
-segment; the loop resamples nothing and waits on nothing heavy. Barge-in, stop and failures end an utterance
+Speech is synthesised by the server's one SynthesisScheduler (live/synthesis.py: worker threads, one model run
+per step, first chunks first, then by deadline across all sessions) and handed to the loop segment by segment;
+the loop resamples nothing and waits on nothing heavy. Barge-in, stop and failures end an utterance
 through its one `Interruption` (live/interruption.py): the playout is cut at once (the next 20 ms frame is
 silence), synthesis stops and the client gets utterance_end with the matching reason.
 """
@@ -14,15 +15,16 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from photoavatar.live import protocol
-from photoavatar.live.audio import Resampler48k
+from photoavatar.live.audio import SAMPLE_RATE_HZ, Resampler48k
 from photoavatar.live.interruption import Interruption
+from photoavatar.live.synthesis import END, SynthesisScheduler
 from photoavatar.live.transport import LiveError, Transport
+from photoavatar.speech import stages
 from photoavatar.speech.types import SpeechSegment
 
 log = logging.getLogger(__name__)
@@ -42,23 +44,24 @@ class Utterance:
     started_at_s: float | None = None  # monotonic time its first sample was sent
 
 
+# Where an utterance's first audio spends its time, beside the speech stages (speech/stages.py).
+WAIT_FOR_WORKER = "wait_for_worker"  # /speak until a synthesis worker takes its first step
+HOP_TO_LOOP = "hop_to_loop"  # the worker hands the chunk over until the event loop feeds it to the playout
+FRAME_SLOT = "frame_slot"  # fed until its first sample leaves in the next 20 ms frame
+FIRST_AUDIO = "first_audio"  # /speak -> first sample sent, all of it
+
+
 @dataclass(frozen=True)
 class _Audio:
     segment: SpeechSegment | None  # None for the resampler's tail, which has no timeline of its own
     samples_48k: np.ndarray
-
-
-@dataclass(frozen=True)
-class _Failed:
-    error: str
-
-
-_END = object()
+    stage_s: dict[str, float] = field(default_factory=dict)
+    handed_at_s: float = 0.0  # monotonic time the worker handed it over
 
 
 class LiveSession:
     def __init__(self, session_id: str, avatar_id: str, voice_id: str | None, transport: Transport,
-                 speech: SpeechSource, executor: Executor, expires_at_s: float):
+                 speech: SpeechSource, synthesis: SynthesisScheduler, expires_at_s: float):
         self.session_id = session_id
         self.avatar_id = avatar_id
         self.voice_id = voice_id
@@ -66,13 +69,15 @@ class LiveSession:
         self.expires_at_s = expires_at_s  # wall clock (time.time())
         self.created_at_s = time.monotonic()
         self._speech = speech
-        self._executor = executor
+        self._synthesis = synthesis
         self._pending: deque[Utterance] = deque()
         self._current: Utterance | None = None
         self._wake = asyncio.Event()
         self._player = asyncio.create_task(self._play_queue(), name=f"session {session_id} player")
         # /speak -> first sample sent, for benchmarks; bounded, a session may live for hours
         self.first_audio_delays_s: deque[float] = deque(maxlen=1000)
+        # ... and where that time went, stage by stage (the stages above and speech/stages.py)
+        self.first_audio_stages: deque[dict[str, float]] = deque(maxlen=1000)
 
     # -- commands (called on the event loop) ------------------------------------------------------
 
@@ -134,36 +139,50 @@ class LiveSession:
     async def _play(self, utterance: Utterance) -> None:
         loop = asyncio.get_running_loop()
         inbox: asyncio.Queue = asyncio.Queue()
-        first_sample: asyncio.Future[int] = loop.create_future()
+        first_sample: asyncio.Future[tuple[int, float]] = loop.create_future()
         drained: asyncio.Future[None] = loop.create_future()
         playout = self.transport.playout
-        playout.start(utterance.utterance_id, utterance.interruption, lambda sample: _settle(first_sample, sample),
-                      lambda: _settle(drained, None))
-        loop.run_in_executor(self._executor, self._synthesize, utterance, loop, inbox)
+        playout.start(utterance.utterance_id, utterance.interruption,
+                      lambda sample: _settle(first_sample, (sample, time.monotonic())), lambda: _settle(drained, None))
+        stream = self._synthesis.submit(self._steps(utterance), _seconds_of,
+                                        lambda item: loop.call_soon_threadsafe(inbox.put_nowait, item),
+                                        requested_at_s=utterance.requested_at_s)
+        utterance.interruption.subscribe(lambda _: self._synthesis.cancel(stream))
         try:
             await self._stream(utterance, inbox, first_sample)
         except _SpeechFailed as failure:
             utterance.interruption.interrupt("error", str(failure))
             return
+        finally:
+            self._synthesis.cancel(stream)  # a no-op once it has ended; stops it if this task was cancelled
         playout.close_input(utterance.utterance_id)
         await drained
         self._end(utterance, "done")
 
     async def _stream(self, utterance: Utterance, inbox: asyncio.Queue, first_sample: asyncio.Future) -> None:
         announced = False
-        while (item := await inbox.get()) is not _END:
-            if isinstance(item, _Failed):
-                raise _SpeechFailed(item.error)
+        while (item := await inbox.get()) is not END:
+            if isinstance(item, Exception):
+                log.warning("speech failed for %s: %s", utterance.utterance_id, item)
+                raise _SpeechFailed(str(item) or type(item).__name__)
+            fed_at_s = time.monotonic()
             self.transport.playout.feed(utterance.utterance_id, item.samples_48k)
             if not announced:
-                await self._announce(utterance, await first_sample)
+                stream_sample, sent_at_s = await first_sample
+                self._record_first_audio(utterance, item, fed_at_s, sent_at_s)
+                await self._announce(utterance, stream_sample)
                 announced = True
             if item.segment is not None:
                 self._send_timeline(utterance, item.segment)
 
+    def _record_first_audio(self, utterance: Utterance, item: _Audio, fed_at_s: float, sent_at_s: float) -> None:
+        self.first_audio_delays_s.append(sent_at_s - utterance.requested_at_s)
+        self.first_audio_stages.append({**item.stage_s, HOP_TO_LOOP: fed_at_s - item.handed_at_s,
+                                        FRAME_SLOT: sent_at_s - fed_at_s,
+                                        FIRST_AUDIO: sent_at_s - utterance.requested_at_s})
+
     async def _announce(self, utterance: Utterance, stream_sample: int) -> None:
         utterance.started_at_s = time.monotonic()
-        self.first_audio_delays_s.append(utterance.started_at_s - utterance.requested_at_s)
         rtp = self.transport.rtp_timestamp_at(stream_sample)
         self.transport.send(protocol.UtteranceStart(utterance.utterance_id, rtp, utterance.text,
                                                     self.transport.anchor))
@@ -174,31 +193,35 @@ class LiveSession:
         if segment.prosody:
             self.transport.send(protocol.prosody(utterance.utterance_id, segment.prosody))
 
-    def _synthesize(self, utterance: Utterance, loop: asyncio.AbstractEventLoop, inbox: asyncio.Queue) -> None:
-        """Worker thread: text -> 48 kHz segments, handed to the loop one by one; stops once interrupted."""
-        def hand_over(item) -> None:
-            loop.call_soon_threadsafe(inbox.put_nowait, item)
-
+    def _steps(self, utterance: Utterance) -> Iterator[_Audio]:
+        """Synthesis steps (run on the scheduler's workers): each next() is one model run -> a 48 kHz segment."""
+        waited_s = time.monotonic() - utterance.requested_at_s
+        segments = iter(())
         resampler: Resampler48k | None = None
-        segments = None
         try:
-            segments = self._speech(utterance.text, utterance.voice_id)
-            for segment in segments:
-                if utterance.interruption.interrupted:
-                    return
-                resampler = resampler or Resampler48k(segment.audio.sample_rate_hz)
-                hand_over(_Audio(segment, resampler.push(segment.audio.samples)))
-            if resampler is not None:
-                tail = resampler.flush()
-                if len(tail):
-                    hand_over(_Audio(None, tail))
-        except Exception as error:  # any engine failure ends this utterance, never the session
-            log.warning("speech failed for %s: %s", utterance.utterance_id, error)
-            hand_over(_Failed(str(error) or type(error).__name__))
+            while True:
+                stage_s: dict[str, float] = {WAIT_FOR_WORKER: waited_s} if resampler is None else {}
+                with stages.collecting(stage_s):
+                    if resampler is None:
+                        segments = iter(self._speech(utterance.text, utterance.voice_id))
+                    segment = next(segments, None)
+                    if segment is None:
+                        break
+                    resampler = resampler or Resampler48k(segment.audio.sample_rate_hz)
+                    with stages.timed(stages.RESAMPLE):
+                        samples = resampler.push(segment.audio.samples)
+                yield _Audio(segment, samples, stage_s, time.monotonic())
+            tail = resampler.flush() if resampler is not None else np.zeros(0, dtype=np.int16)
+            if len(tail):
+                yield _Audio(None, tail, {}, time.monotonic())
         finally:
-            if segments is not None and hasattr(segments, "close"):
-                segments.close()
-            hand_over(_END)
+            close = getattr(segments, "close", None)
+            if close is not None:
+                close()  # stops the engine too
+
+
+def _seconds_of(item: _Audio) -> float:
+    return len(item.samples_48k) / SAMPLE_RATE_HZ
 
 
 class _SpeechFailed(Exception):
@@ -225,10 +248,10 @@ class TooManySessions(LiveError):
 class SessionRegistry:
     """The open sessions of one server, and the reaper that frees expired or abandoned ones."""
 
-    def __init__(self, speech: SpeechSource, executor: Executor, max_sessions: int, ttl_s: float,
+    def __init__(self, speech: SpeechSource, synthesis: SynthesisScheduler, max_sessions: int, ttl_s: float,
                  connect_timeout_s: float):
         self._speech = speech
-        self._executor = executor
+        self._synthesis = synthesis
         self.max_sessions = max_sessions
         self.ttl_s = ttl_s
         self.connect_timeout_s = connect_timeout_s
@@ -244,7 +267,7 @@ class SessionRegistry:
             raise TooManySessions(f"the server is at its limit of {self.max_sessions} open sessions: "
                                   "try again when one ends (or raise PHOTOAVATAR_MAX_SESSIONS)")
         session_id = f"s_{uuid.uuid4().hex}"
-        session = LiveSession(session_id, avatar_id, voice_id, new_transport(), self._speech, self._executor,
+        session = LiveSession(session_id, avatar_id, voice_id, new_transport(), self._speech, self._synthesis,
                               expires_at_s=time.time() + self.ttl_s)
         self._sessions[session_id] = session
         return session

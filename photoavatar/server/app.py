@@ -11,7 +11,6 @@ import contextlib
 import logging
 import shutil
 import time
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from photoavatar import __version__
 from photoavatar.live.protocol import LABELS
 from photoavatar.live.session import LiveSession, SessionRegistry, SpeechSource
+from photoavatar.live.synthesis import SynthesisScheduler
 from photoavatar.live.tokens import SessionTokens, TokenError
 from photoavatar.live.transport import LiveError, SessionAccess
 from photoavatar.live.transports import Transports
@@ -66,15 +66,15 @@ def engine_speech_source(engine_name: str) -> tuple[SpeechSource, object]:
     """The speech stage as sessions use it: text -> segments (audio + visemes + prosody), plus the engine."""
     from photoavatar.speech.voices import make_engine
 
-    # Piper runs one synthesis at a time on PIPER_THREADS (default 2) non-spinning onnxruntime threads:
-    # bench/live_sessions.py measured first audio 195 ms (1 session) and 1.7 s (10 sessions) with 2 threads,
-    # against 296 ms and 2.3 s with 1, and no late audio frames either way.
+    # Piper: PHOTOAVATAR_TTS_MODELS voice instances on PHOTOAVATAR_TTS_THREADS non-spinning onnxruntime threads
+    # each, fed by the synthesis scheduler (live/synthesis.py); bench/live_sessions.py measures the choice.
     engine = make_engine(engine_name)
 
     def speak(text: str, voice_id: str | None):
-        from photoavatar.speech.pipeline import stream_speech
+        from photoavatar.speech.pipeline import LEAD_IN_EVENTS, stream_speech
 
-        return stream_speech(engine, text, voice_id=voice_id)
+        # the first closure starts before the first sample (negative event times), not after added silence
+        return stream_speech(engine, text, voice_id=voice_id, lead_in=LEAD_IN_EVENTS)
 
     return speak, engine
 
@@ -91,14 +91,14 @@ def create_app(settings: ServerSettings | None = None, speech: SpeechSource | No
             remove_stale_leftovers(settings.avatars_dir)
             lag_probe = asyncio.create_task(state.loop_lag.probe_forever())
             reaper = asyncio.create_task(state.sessions.reap_forever())
-            asyncio.get_running_loop().run_in_executor(state.executor, state.warm_up)
+            asyncio.get_running_loop().run_in_executor(None, state.warm_up)
             try:
                 yield
             finally:
                 reaper.cancel()
                 lag_probe.cancel()
                 await state.sessions.close_all()
-                state.executor.shutdown(wait=False, cancel_futures=True)
+                state.scheduler.close()
 
     app = FastAPI(title="photoavatar", version=__version__, lifespan=lifespan,
                   description="A live, lip-synced talking avatar from one photo. Protocol: docs/protocol.md.")
@@ -123,9 +123,9 @@ class _ServerState:
         self.speech = speech = self.synthesis.wrap(speech)
         self.request_stats = middleware.RequestStats()
         self.loop_lag = health.LoopLag()
-        self.executor = ThreadPoolExecutor(max_workers=settings.tts_threads, thread_name_prefix="tts",
-                                           initializer=_yield_cpu_to_audio)
-        self.sessions = SessionRegistry(speech, self.executor, settings.max_sessions, settings.session_ttl_s,
+        # one model run per worker, by deadline across sessions; a worker per voice instance (PHOTOAVATAR_TTS_MODELS)
+        self.scheduler = SynthesisScheduler(settings.tts_models, initializer=_yield_cpu_to_audio)
+        self.sessions = SessionRegistry(speech, self.scheduler, settings.max_sessions, settings.session_ttl_s,
                                         settings.connect_timeout_s)
         self.transports = Transports(settings.transport)
         self.tokens = SessionTokens(settings.session_secret)

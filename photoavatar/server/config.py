@@ -7,7 +7,7 @@ from pathlib import Path
 
 from photoavatar.live.transports import TransportSettings
 from photoavatar.server.limits import Limits
-from photoavatar.settings import DEFAULT_TTS_THREADS, setting, tts_threads
+from photoavatar.settings import DEFAULT_TTS_MODELS, DEFAULT_TTS_THREADS, setting, tts_models, tts_threads
 
 
 def _int(name: str, default: int) -> int:
@@ -43,7 +43,8 @@ class ServerSettings:
     max_text_chars: int = 5000  # PHOTOAVATAR_MAX_TEXT_CHARS
     requests_per_minute: int = 60  # PHOTOAVATAR_REQUESTS_PER_MINUTE: /speak + /stop per session
     sessions_per_minute: int = 30  # PHOTOAVATAR_SESSIONS_PER_MINUTE: /session-live per client address
-    tts_threads: int = DEFAULT_TTS_THREADS  # PHOTOAVATAR_TTS_THREADS (settings.py): utterances synthesised at once
+    tts_threads: int = DEFAULT_TTS_THREADS  # PHOTOAVATAR_TTS_THREADS (settings.py): onnxruntime threads per model run
+    tts_models: int = DEFAULT_TTS_MODELS  # PHOTOAVATAR_TTS_MODELS (settings.py): model runs at once (synthesis workers)
     ice_servers: list[str] = field(default_factory=list)  # PHOTOAVATAR_ICE_SERVERS: comma-separated URLs
     # PHOTOAVATAR_ICE_LOOPBACK=1: keep media on 127.0.0.1 (tests, and browsers started with
     # --allow-loopback-in-peer-connection); off by default, because browsers ignore loopback candidates
@@ -70,6 +71,7 @@ class ServerSettings:
             requests_per_minute=_int("PHOTOAVATAR_REQUESTS_PER_MINUTE", 60),
             sessions_per_minute=_int("PHOTOAVATAR_SESSIONS_PER_MINUTE", 30),
             tts_threads=tts_threads(),
+            tts_models=tts_models(),
             ice_servers=[url.strip() for url in ice.split(",") if url.strip()],
             ice_loopback=_flag("PHOTOAVATAR_ICE_LOOPBACK", False),
             livekit_url=setting("LIVEKIT_URL"),

@@ -80,13 +80,17 @@ class VisemeTimeline:
     over a shape already sent.
     """
 
-    def __init__(self, sample_rate_hz: int, time_constant_s: float = DEFAULT_TIME_CONSTANT_S):
+    def __init__(self, sample_rate_hz: int, time_constant_s: float = DEFAULT_TIME_CONSTANT_S, lead_s: float = 0.0):
+        """LEAD_S: the first chunk's events may start this long before its first sample (negative times), so
+        a closure the utterance starts with ("Papa...") forms before the first sound without added silence."""
         if sample_rate_hz <= 0:
             raise TimelineError(f"sample rate must be positive, got {sample_rate_hz}")
+        if lead_s < 0:
+            raise TimelineError(f"lead_s is how early the first events may start: give 0 or more, got {lead_s}")
         self.sample_rate_hz = sample_rate_hz
         self.time_constant_s = time_constant_s
         self._end_sample = 0
-        self._last_shape_end_s = 0.0  # where the last non-Rest event sent so far ends
+        self._last_shape_end_s = -lead_s  # where the last non-Rest event sent so far ends
 
     def add(self, chunk: AudioChunk) -> list[VisemeEvent]:
         if chunk.sample_rate_hz != self.sample_rate_hz:

@@ -6,7 +6,7 @@ import logging
 import threading
 from pathlib import Path
 
-from photoavatar.settings import setting, tts_threads
+from photoavatar.settings import setting, tts_models, tts_threads
 from photoavatar.speech.engine import SpeechEngine, SpeechError
 from photoavatar.speech.types import VoiceInfo
 
@@ -61,7 +61,8 @@ def clone_voice(name: str, samples: list[Path] | list[str], description: str = "
 def make_engine(name: str = "piper", **options) -> SpeechEngine:
     """The engine called NAME. Piper is built once and shared (its model takes a second and ~100 MB to load).
 
-    Piper options: threads (onnxruntime threads, default the PHOTOAVATAR_TTS_THREADS setting), voice.
+    Piper options: threads (onnxruntime threads, default the PHOTOAVATAR_TTS_THREADS setting), models (voice
+    instances run at once, default PHOTOAVATAR_TTS_MODELS), head_words (speech/splice.py), voice.
     """
     if name == "piper":
         return _shared_piper(**options)
@@ -73,11 +74,11 @@ def make_engine(name: str = "piper", **options) -> SpeechEngine:
 def _shared_piper(**options) -> SpeechEngine:
     from photoavatar.speech.piper_engine import PiperEngine
 
-    if "threads" not in options:
-        try:
-            options["threads"] = tts_threads()
-        except ValueError as error:
-            raise SpeechError(str(error)) from None
+    try:
+        options.setdefault("threads", tts_threads())
+        options.setdefault("models", tts_models())
+    except ValueError as error:
+        raise SpeechError(str(error)) from None
     key = tuple(sorted((name, str(value)) for name, value in options.items()))
     with _piper_lock:  # one instance per option set (normally just one), built once even under concurrency
         if key not in _piper_engines:

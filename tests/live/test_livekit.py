@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import jwt
@@ -22,6 +21,7 @@ from livekit import api, rtc
 from photoavatar.live import protocol
 from photoavatar.live.livekit import LiveKitConfigError, LiveKitTransport
 from photoavatar.live.session import LiveSession
+from photoavatar.live.synthesis import SynthesisScheduler
 from photoavatar.live.transport import SignallingError
 from photoavatar.server.app import create_app
 from photoavatar.server.config import ServerSettings
@@ -80,7 +80,8 @@ async def test_a_session_publishes_audio_and_events_through_the_sdk(speech):
     lk = transport()
     participant = RecordingParticipant()
     await lk.publish(participant)
-    session = LiveSession("s_1", "demo", None, lk, source, ThreadPoolExecutor(1), time.time() + 60)
+    synthesis = SynthesisScheduler(1)
+    session = LiveSession("s_1", "demo", None, lk, source, synthesis, time.time() + 60)
     try:
         (track, options), = participant.tracks
         assert isinstance(track, rtc.LocalAudioTrack) and options.source == rtc.TrackSource.SOURCE_MICROPHONE
@@ -106,6 +107,7 @@ async def test_a_session_publishes_audio_and_events_through_the_sdk(speech):
         assert lk.frames_sent > 50  # real 20 ms frames went into the AudioSource
     finally:
         await session.close()
+        synthesis.close()
 
 
 async def test_a_livekit_session_refuses_sdp_signalling_with_its_status():

@@ -46,6 +46,8 @@ def test_messages_validate_and_round_trip_as_compact_json(segments):
      r"events\[0\].viseme must be one of"),
     ({"type": "viseme", "utterance_id": "u", "events": [{"viseme": "AI", "start_s": float("nan"), "end_s": 1,
                                                          "weight": 1}]}, "finite"),
+    ({"type": "viseme", "utterance_id": "u", "events": [{"viseme": "MBP", "start_s": -0.6, "end_s": 0.1,
+                                                         "weight": 1}]}, r"start_s must be >= -0.5"),
     ({"type": "prosody", "utterance_id": "", "frames": []}, "non-empty string"),
     ({"type": "prosody", "utterance_id": "u", "frames": [{"time_s": 0, "loudness_db": 3, "pitch_hz": 0,
                                                           "accent": 0}]}, "<= 0"),

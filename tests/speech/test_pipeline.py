@@ -11,7 +11,7 @@ import pytest
 from photoavatar.animate.mixer import mix
 from photoavatar.speech.engine import SpeechError
 from photoavatar.speech.phoneme_map import shapes_for
-from photoavatar.speech.pipeline import stream_speech
+from photoavatar.speech.pipeline import LEAD_IN_EVENTS, stream_speech
 from photoavatar.speech.timeline import closure_window_s
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,6 +42,21 @@ def test_the_first_closure_has_room_thanks_to_a_silent_lead_in(segments):
     release = next(p.end_sample for p in first.phonemes if shapes_for(p.phoneme))
     assert release / first.sample_rate_hz >= closure_window_s() - 1e-9
     assert not np.any(first.samples[: first.phonemes[0].duration_samples])
+
+
+def test_live_lead_in_closes_the_lips_before_time_zero_without_added_silence(piper_engine, segments):
+    """LEAD_IN_EVENTS: the same closure as with the silent lead-in, but the first sound starts at once."""
+    live = list(stream_speech(piper_engine, TEXT, lead_in=LEAD_IN_EVENTS))
+    first, rate = live[0].audio, live[0].audio.sample_rate_hz
+    silent_lead = segments[0].audio.phonemes[0].duration_samples
+    assert first.phonemes[0].duration_samples < silent_lead  # only the model's own short pad
+    release_s = next(p.end_sample for p in first.phonemes if shapes_for(p.phoneme)) / rate
+    events = [e for s in live for e in s.visemes]
+    start_s = min(e.start_s for e in events)
+    assert start_s < 0  # the closure starts before the first sample ...
+    times = np.arange(start_s, release_s, 0.001)
+    weights = np.array([f.weights["MBP"] for f in mix(events, [], times)])
+    assert weights[times >= release_s - 0.04].min() >= 0.9  # ... and is closed for 40 ms before "Bob" opens
 
 
 def test_every_bilabial_of_the_whole_utterance_closes(segments):
