@@ -27,17 +27,16 @@ Run: .venv/bin/python bench/live.py [--utterances 20] [--sessions 1,5,10,15]
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
-import os
 import statistics
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from photoavatar.testing.browser import CHROMIUM, CHROMIUM_ARGS
+from photoavatar.testing.bench import bench_parser, load_average_line
+from photoavatar.testing.browser import CHROMIUM, MISSING_CHROMIUM, launch
 from photoavatar.testing.bundles import write_test_bundle
 from photoavatar.testing.live_probe import (
     LOUD_LEVEL,
@@ -332,25 +331,22 @@ def print_session_row(r: dict) -> None:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--utterances", type=int, default=20, help="utterances to time (at least 20 for the issue)")
-    parser.add_argument("--sessions", default="1,5,10,15", help="comma-separated session counts; '' to skip")
-    args = parser.parse_args()
-    sizes = [int(n) for n in args.sessions.split(",") if n.strip()]
+    args = bench_parser(__doc__.splitlines()[0], utterances=20, sessions="1,5,10,15",
+                        utterances_help="utterances to time (at least 20 for the issue)").parse_args()
+    sizes = args.sessions
     if CHROMIUM is None:
-        print("chromium is not installed: run `make browser-deps`", file=sys.stderr)
+        print(MISSING_CHROMIUM, file=sys.stderr)
         return 2
-    if args.utterances < 1 or any(n < 1 for n in sizes):
-        print("--utterances and --sessions must be positive", file=sys.stderr)
+    if args.utterances < 1:
+        print("--utterances must be positive", file=sys.stderr)
         return 2
-    load = os.getloadavg()
-    print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
+    print(load_average_line())
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as folder:
         write_test_bundle(Path(folder) / "grace", FACES / "grace_hopper.jpg")
         with running_server(Path(folder), max(sizes, default=1) + 2) as (base, app), sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            browser = launch(playwright)
             try:
                 utterances = measure_utterances(browser, base, app, args.utterances)
                 utterances["beep_onset"] = measure_beep_onsets(browser, base, 5)

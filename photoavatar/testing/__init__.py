@@ -7,4 +7,6 @@ way, with no sys.path edits and no reliance on pytest's rootdir import rules:
 - bundles.py: a small synthetic avatar bundle written with the real bundle writer,
 - browser.py: the Chromium the browser tests use and how the page is connected,
 - live_probe.py: the in-page probe that times what the page receives, and the measurements on its capture.
+- loopback.py: the loopback beep that times the page's onset listener,
+- bench.py: the bench/ scripts' common options (--utterances, --sessions) and their load-average line.
 """

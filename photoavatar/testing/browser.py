@@ -11,6 +11,22 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-c
                  "--allow-loopback-in-peer-connection", "--disable-features=WebRtcHideLocalIpsWithMdns"]
 
 
+MISSING_CHROMIUM = ("chromium is not installed, so the web client cannot run in a browser: run `make browser-deps` "
+                    "(part of `make test` and `make bench`; it installs Debian's chromium) or `apt-get install -y chromium`")
+
+
+class ChromiumMissing(RuntimeError):
+    def __init__(self) -> None:
+        super().__init__(MISSING_CHROMIUM)
+
+
+def launch(playwright):
+    """Debian's Chromium through Playwright, headless, with CHROMIUM_ARGS; ChromiumMissing says how to install it."""
+    if CHROMIUM is None:
+        raise ChromiumMissing()
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
 def connect(page, base: str, avatar_id: str = "grace") -> None:
     """Open the page at BASE, pick AVATAR_ID, press Connect and wait until the page says it is ready."""
     page.goto(base)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from photoavatar.testing.browser import CHROMIUM, CHROMIUM_ARGS
+from photoavatar.testing.browser import CHROMIUM, MISSING_CHROMIUM, launch
 
 WEB = Path(__file__).resolve().parents[2] / "photoavatar" / "web"
 NODE = shutil.which("node")
@@ -63,13 +63,11 @@ def node() -> str:
 def browser():
     """Headless Chromium; the browser tests fail (never skip) without it."""
     if CHROMIUM is None:
-        pytest.fail("chromium is not installed, so the web client cannot be checked in a browser: run "
-                    "`make browser-deps` (part of `make test`; it installs Debian's chromium) or "
-                    "`apt-get install -y chromium`")
+        pytest.fail(MISSING_CHROMIUM)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        chromium = launch(playwright)
         yield chromium
         chromium.close()
 
