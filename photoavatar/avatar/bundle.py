@@ -117,6 +117,16 @@ class Manifest:
     photo_advice: str | None
 
 
+class _PathOf:
+    """A read-only attribute of a loaded bundle: the path of one file of the table (bundle.idle_video)."""
+
+    def __init__(self, file: BundleFile) -> None:
+        self.file = file
+
+    def __get__(self, bundle: AvatarBundle | None, owner: type | None = None) -> Path:
+        return self if bundle is None else bundle.path_of(self.file)
+
+
 @dataclass(frozen=True)
 class AvatarBundle:
     root: Path
@@ -127,33 +137,13 @@ class AvatarBundle:
     def path_of(self, file: BundleFile) -> Path:
         return self.root / file.name
 
-    @property
-    def manifest_path(self) -> Path:
-        return self.path_of(MANIFEST)
-
-    @property
-    def idle_video(self) -> Path:
-        return self.path_of(IDLE_VIDEO)
-
-    @property
-    def atlas_image(self) -> Path:
-        return self.path_of(ATLAS_IMAGE)
-
-    @property
-    def atlas_json(self) -> Path:
-        return self.path_of(ATLAS_LAYOUT)
-
-    @property
-    def mask_image(self) -> Path:
-        return self.path_of(MASK_IMAGE)
-
-    @property
-    def roi_json(self) -> Path:
-        return self.path_of(ROI)
-
-    @property
-    def preview_image(self) -> Path:
-        return self.path_of(PREVIEW)
+    manifest_path = _PathOf(MANIFEST)
+    idle_video = _PathOf(IDLE_VIDEO)
+    atlas_image = _PathOf(ATLAS_IMAGE)
+    atlas_json = _PathOf(ATLAS_LAYOUT)
+    mask_image = _PathOf(MASK_IMAGE)
+    roi_json = _PathOf(ROI)
+    preview_image = _PathOf(PREVIEW)
 
     @property
     def visemes(self) -> tuple[str, ...]:
