@@ -93,8 +93,8 @@ def yaw_ratio(face: Face) -> float:
 class FaceMeshDetector:
     """A reusable MediaPipe Face Mesh in static-image mode (thread-safe: one image at a time).
 
-    The native graph logs its start-up once, on creation and on the first images it processes (a face found
-    starts the landmark stage): those calls run with the native stderr filtered (native_logs.py)."""
+    The native graph logs when it starts and when an image starts another of its stages or interpreters
+    (a first face, a new image size): every call runs with the native stderr filtered (native_logs.py)."""
 
     def __init__(self, max_faces: int = 6, min_confidence: float = 0.5):
         quiet_environment()
@@ -104,20 +104,15 @@ class FaceMeshDetector:
             self._mesh = mp.solutions.face_mesh.FaceMesh(
                 static_image_mode=True, max_num_faces=max_faces, refine_landmarks=True,
                 min_detection_confidence=min_confidence)
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))  # starts the graph and its first interpreter
         self._lock = threading.Lock()
-        self._started = False  # True once an image with a face has run through every stage of the graph
 
     def detect(self, image_rgb: np.ndarray) -> list[Face]:
         """All faces in an RGB uint8 image, ordered left to right."""
         image = np.ascontiguousarray(image_rgb[..., :3], dtype=np.uint8)
         height, width = image.shape[:2]
-        with self._lock:
-            if self._started:
-                result = self._mesh.process(image)
-            else:
-                with native_stderr_filtered():
-                    result = self._mesh.process(image)
-                self._started = bool(result.multi_face_landmarks)
+        with self._lock, native_stderr_filtered():  # a new image size can start another interpreter: chatter
+            result = self._mesh.process(image)
         faces = []
         for landmarks in result.multi_face_landmarks or []:
             raw = np.array([(lm.x, lm.y, lm.z) for lm in landmarks.landmark], dtype=np.float64)
@@ -143,7 +138,7 @@ class FaceDetector:
 
     def best_score(self, image_rgb: np.ndarray) -> float:
         """The highest detection score in the image (0 when the detector sees no face at all)."""
-        with self._lock:
+        with self._lock, native_stderr_filtered():
             result = self._detector.process(np.ascontiguousarray(image_rgb[..., :3], dtype=np.uint8))
         return max((float(d.score[0]) for d in result.detections or []), default=0.0)
 

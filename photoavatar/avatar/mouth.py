@@ -37,12 +37,14 @@ from photoavatar.avatar.mouth_interior import (
     sample_palette,
 )
 from photoavatar.avatar.mouth_shapes import (
+    RELAXED_REST,
     LipContours,
     MouthFrame,
     MouthShape,
     MouthTarget,
     mouth_target,
     shape_for,
+    smile_amount,
 )
 from photoavatar.avatar.warp import ThinPlateSpline, backward_map, remap_keeping_detail, split_detail
 from photoavatar.visemes import VISEMES
@@ -50,9 +52,10 @@ from photoavatar.visemes import VISEMES
 INNER_PULL = 0.12  # each lip layer samples its inner edge this far into the lip (fraction of its thickness)
 NOSE_ANCHORS = (NOSE_BOTTOM, 98, 327)  # nose base and nostril wings: never move
 SHOWS_TEETH_APERTURE = 0.08  # a photo whose lips part this much shows its teeth
+MID_WORD_APERTURE = 0.15  # a photo's lips this far apart without a smile: taken while speaking
 SMILE_LIFT_W = 0.05  # mouth corners this much above a neutral mouth's: a smiling photo
 # Skin rows between nose (0) and upper lip (1): the share of the lip's (sideways, up-down) shift they follow.
-UPPER_LIP_SKIN_FOLLOW = {0.4: (0.2, 0.55), 0.75: (0.35, 0.9)}
+UPPER_LIP_SKIN_FOLLOW = {0.4: (0.1, 0.55), 0.75: (0.25, 0.9)}
 CHIN_HALF_WIDTH_W = 0.45  # the chin, which moves rigidly with the lower lip, spans this far from the middle
 MIN_MOUTH_WIDTH_PX = 40  # below this, the feather and the warp's fade-in leave no room for the lips to move
 
@@ -85,9 +88,16 @@ def _synthesize(image_rgb: np.ndarray, face: Face, visemes: Sequence[str]) -> Mo
     frames = {}
     for viseme in visemes:
         shape = shape_for(viseme)
+        if shape is None and _taken_mid_word(face, lips):
+            shape = RELAXED_REST  # the photo's own open mouth would be the mouth between words
         frames[viseme] = (image.copy() if shape is None
                           else _render(image, face, frame, lips, region, palette, shape, own_teeth, detail_layers))
     return MouthSynthesis(frames, region.mask, _mouth_box(face, image.shape), _advice(face, lips))
+
+
+def _taken_mid_word(face: Face, lips: LipContours) -> bool:
+    """An open mouth without a smile: the photo caught the person speaking."""
+    return mouth_metrics(face).aperture >= MID_WORD_APERTURE and smile_amount(lips) < 0.5
 
 
 def _checked_image(image_rgb: np.ndarray) -> np.ndarray:
@@ -154,6 +164,9 @@ def _mouth_box(face: Face, image_shape: tuple[int, ...]) -> tuple[int, int, int,
 
 
 def _advice(face: Face, lips: LipContours) -> str | None:
+    if _taken_mid_word(face, lips):
+        return ("This photo shows the mouth open, as if taken mid-word: Rest (the mouth between words) is drawn "
+                "as a relaxed, nearly closed mouth; a photo with the lips closed gives the most natural Rest.")
     if mouth_metrics(face).aperture >= SHOWS_TEETH_APERTURE:
         return ("This photo shows an open, smiling mouth with teeth; a neutral face with the lips closed or "
                 "slightly parted gives the most natural mouth shapes.")
@@ -192,8 +205,10 @@ def _cheek_and_jaw_points(face: Face, frame: MouthFrame, lips: LipContours, targ
         # The cheek beside the corner follows it, further out less: a smile relaxes over the whole cheek.
         near = corner + np.array([[0.2, -0.12], [0.22, 0.0], [0.2, 0.14]]) * (direction, 1.0)
         far = corner + np.array([[0.36, -0.1], [0.38, 0.05]]) * (direction, 1.0)
-        pairs.append((near + 0.55 * target.corner_shift[side], near))
-        pairs.append((far + 0.25 * target.corner_shift[side], far))
+        below = corner + np.array([[0.06, 0.16], [0.1, 0.3]]) * (direction, 1.0)  # the fold down to the jaw
+        pairs.append((near + 0.65 * target.corner_shift[side], near))
+        pairs.append((far + 0.4 * target.corner_shift[side], far))
+        pairs.append((below + (0.5, 0.2) * target.corner_shift[side], below))
     return pairs + _upper_lip_skin_points(face, frame, lips, target) + _chin_points(face, frame, lips, target)
 
 

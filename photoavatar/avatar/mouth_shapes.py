@@ -72,6 +72,11 @@ SHAPES: dict[str, MouthShape] = {
 }
 
 
+# Rest for a photo taken mid-word: lips relaxed, just parted, teeth together.
+RELAXED_REST = MouthShape(width_scale=1.0, gap_w=0.02, upper_share=0.3, roundness=0.2, pout=0.0, relax_smile=0.0,
+                          teeth_gap_w=0.0)
+
+
 def shape_for(viseme: str) -> MouthShape | None:
     """The shape of a viseme; None for Rest (the photo's own mouth)."""
     if viseme == "Rest":
@@ -86,6 +91,7 @@ OVERBITE_W = 0.03  # upper incisors overlap the lower ones by this much when the
 UPPER_TEETH_BELOW_CONTACT_W = 0.015  # upper incisor edges sit just below where closed lips meet
 # How far the chin can drop for any shape, as a fraction of the mouth width (the mask must cover it).
 MAX_JAW_DROP_W = max(shape.teeth_gap_w for shape in SHAPES.values()) + OVERBITE_W + 0.04
+MAX_JAW_RISE_W = 0.45  # closing a photo taken mid-word raises the chin at most this far
 
 
 @dataclass(frozen=True)
@@ -118,10 +124,12 @@ class MouthFrame:
         return self.center_px + uv[..., :1] * self.u_axis + uv[..., 1:2] * self.v_axis
 
 
-SMILE_FULL_LIFT_W = 0.04  # mouth corners this far above a neutral mouth's (mouth widths): a broad smile
-ROUND_LESS_ON_SMILE = 0.45  # on a broad smile a rounded shape gives back this share of its narrowing
+SMILE_FULL_LIFT_W = 0.06  # mouth corners this far above a neutral mouth's (mouth widths): a broad smile
+ROUND_LESS_ON_SMILE = 0.6  # on a broad smile a rounded shape gives back this share of its narrowing
+LOWER_OUTER_FOLLOW = 0.85  # the lower lip's outer edge (and the chin) move this share of its inner edge's move
 UPPER_OUTER_FOLLOW = 0.45  # the upper lip's outer edge moves this share of its inner edge's move
-CONTACT_SHARE = 0.25  # closed lips meet this far down the source opening (the jaw does most of the closing)
+FV_LIP_BELOW_CONTACT_W = 0.05  # FV: the lower lip meets the upper teeth at most this far below the lips' contact
+CONTACT_SHARE = 0.2  # closed lips meet this far down the source opening (the jaw does most of the closing)
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,19 @@ class LipContours:
     teeth_edge: np.polynomial.Polynomial | None = None  # upper teeth edge v(u) where the photo shows it
 
     @property
+    def midline_u(self) -> float:
+        """Where the middle of the lips is (landmarks 0 and 17): 0 facing the camera, toward the far corner
+        on a turned head, whose far half of the mouth is foreshortened."""
+        middle = len(self.upper_outer) // 2
+        return float((self.upper_outer[middle, 0] + self.lower_outer[middle, 0]) / 2)
+
+    def widened_u(self, u: np.ndarray, scale: float) -> np.ndarray:
+        """u positions scaled about the midline: a shape's width change turns with the head, so that the far
+        side of the mouth moves less than the near side, as it does in 3D seen at an angle."""
+        middle = self.midline_u
+        return middle + (np.asarray(u, dtype=float) - middle) * scale
+
+    @property
     def contact_v(self) -> np.ndarray:
         """Where the lips would meet if closed, per contour index."""
         return self.upper_inner[:, 1] + CONTACT_SHARE * (self.lower_inner[:, 1] - self.upper_inner[:, 1])
@@ -158,9 +179,16 @@ class LipContours:
         """The contact line as a smooth v(u): landmarks jitter by a pixel, a drawn lip edge must not."""
         return np.polynomial.Polynomial.fit(self.upper_inner[:, 0], self.contact_v, deg=4)
 
+    @cached_property
+    def opening_middle_curve(self) -> np.polynomial.Polynomial:
+        """The line halfway between the inner lip edges, v(u): where the corners are, relative to the middle
+        of the mouth, whether the mouth is closed, open mid-word or open in a smile."""
+        middle = (self.upper_inner[:, 1] + self.lower_inner[:, 1]) / 2
+        return np.polynomial.Polynomial.fit(self.upper_inner[:, 0], middle, deg=4)
+
     def smile_lift(self, u: np.ndarray) -> np.ndarray:
-        """How far the contact line at u sits above a neutral mouth's (corners raised by a smile)."""
-        curve = self.contact_curve
+        """How far the mouth at u sits above a neutral mouth's (corners raised by a smile)."""
+        curve = self.opening_middle_curve
         neutral = curve(0.0) - 0.03 * (np.asarray(u) / 0.5) ** 2
         return np.maximum(0.0, neutral - curve(u))
 
@@ -203,19 +231,23 @@ class LipCurves:
 
     @property
     def corners_u(self) -> tuple[float, float]:
-        scale = self.shape.width_scale
-        return float(self.lips.upper_inner[0, 0] * scale), float(self.lips.upper_inner[-1, 0] * scale)
+        corners = self.lips.upper_inner[[0, -1], 0]
+        return tuple(float(c) for c in self.lips.widened_u(corners, self.shape.width_scale))
 
     def contact(self, u: np.ndarray) -> np.ndarray:
-        source_u = np.asarray(u) / self.shape.width_scale
+        source_u = self.lips.widened_u(u, 1.0 / self.shape.width_scale)
         relaxed = self.lips.smile_lift(source_u) + self.lips.relaxed_over_teeth(source_u)
         return self.lips.contact_curve(source_u) + self.shape.relax_smile * relaxed
 
     def opening(self, u: np.ndarray) -> np.ndarray:
         left, right = self.corners_u
-        # Rounded, pushed-forward lips touch near the corners: only the middle of the mouth opens.
-        half_width = (right - left) / 2 * (1 - 0.4 * self.shape.roundness * self.shape.pout)
-        x = (np.asarray(u) - (left + right) / 2) / half_width
+        middle = self.lips.midline_u
+        # Rounded, pushed-forward lips touch near the corners: only the middle of the mouth opens. The opening
+        # is centred on the lips' midline: on a turned head the far half of the mouth is the shorter one.
+        closing = 1 - 0.4 * self.shape.roundness * self.shape.pout
+        u = np.asarray(u)
+        half_width = np.where(u < middle, middle - left, right - middle) * closing
+        x = (u - middle) / np.maximum(half_width, 1e-6)
         return self.shape.gap_w * _opening_profile(x, self.shape.roundness)
 
     def upper(self, u: np.ndarray) -> np.ndarray:
@@ -225,7 +257,10 @@ class LipCurves:
 
     def lower(self, u: np.ndarray) -> np.ndarray:
         if self.shape.lower_lip_to_teeth:
-            return np.maximum(self.contact(u), self.lips.upper_teeth_edge(u))
+            # Up to the upper teeth; the long teeth of a broad smile it covers from the front instead, so that
+            # the upper lip need not be stretched down over them.
+            contact = self.contact(u)
+            return np.clip(self.lips.upper_teeth_edge(u), contact, contact + FV_LIP_BELOW_CONTACT_W)
         lower = self.contact(u) + (1 - self.shape.upper_share) * self.opening(u)
         if self.shape.tongue == "between":  # room under the upper teeth for the tongue tip
             lower = np.maximum(lower, self.lips.upper_teeth_edge(u) + 0.5 * self.opening(u))
@@ -251,23 +286,25 @@ def mouth_target(lips: LipContours, shape: MouthShape) -> MouthTarget:
     """Where the lips, corners and jaw go for one shape (mouth-frame units)."""
     shape = for_this_mouth(shape, lips)
     curves = LipCurves(lips, shape)
-    scale = np.array([shape.width_scale, 1.0])
-    upper_inner, lower_inner = lips.upper_inner * scale, lips.lower_inner * scale
+    def scaled(points: np.ndarray) -> np.ndarray:  # narrower or wider about the lips' midline
+        return np.column_stack([lips.widened_u(points[:, 0], shape.width_scale), points[:, 1]])
+
+    upper_inner, lower_inner = scaled(lips.upper_inner), scaled(lips.lower_inner)
     upper_inner[:, 1] = curves.upper(upper_inner[:, 0])
     lower_inner[:, 1] = curves.lower(lower_inner[:, 0])
     for contour in (upper_inner, lower_inner):  # both lips meet exactly at the corners
         contour[[0, -1], 1] = curves.contact(contour[[0, -1], 0])
     upper_thickness = lips.upper_inner[:, 1] - lips.upper_outer[:, 1]
     lower_thickness = lips.lower_outer[:, 1] - lips.lower_inner[:, 1]
-    upper_outer = lips.upper_outer * scale
+    upper_outer = scaled(lips.upper_outer)
     # The red of the upper lip stretches more than the skin above it: its outer edge moves part of the way.
     upper_outer[:, 1] += (UPPER_OUTER_FOLLOW * (upper_inner[:, 1] - lips.upper_inner[:, 1])
                           - 0.15 * shape.pout * upper_thickness + shape.press_w)
-    lower_outer = lips.lower_outer * scale
+    lower_outer = scaled(lips.lower_outer)
     if shape.lower_lip_to_teeth:  # rolled in under the teeth: less of the lower lip shows
         lower_outer[:, 1] = lower_inner[:, 1] + 0.75 * lower_thickness
     else:
-        lower_outer[:, 1] += (0.85 * (lower_inner[:, 1] - lips.lower_inner[:, 1])
+        lower_outer[:, 1] += (LOWER_OUTER_FOLLOW * (lower_inner[:, 1] - lips.lower_inner[:, 1])
                               + 0.15 * shape.pout * lower_thickness - shape.press_w)
     corner_lift = upper_inner[[0, -1], 1] - lips.contact_v[[0, -1]]
     for contour in (upper_outer, lower_outer):  # the outer corners move with the inner ones
@@ -276,7 +313,7 @@ def mouth_target(lips: LipContours, shape: MouthShape) -> MouthTarget:
     corner_shift = upper_outer[[0, -1]] - lips.upper_outer[[0, -1]]
     # The lower lip rides on the jaw: the chin moves as far as the lower lip's middle, as one piece.
     middle = len(lower_outer) // 2
-    jaw_drop = float(np.clip(lower_outer[middle, 1] - lips.lower_outer[middle, 1], -MAX_JAW_DROP_W, MAX_JAW_DROP_W))
+    jaw_drop = float(np.clip(lower_outer[middle, 1] - lips.lower_outer[middle, 1], -MAX_JAW_RISE_W, MAX_JAW_DROP_W))
     return MouthTarget(target, jaw_drop, corner_shift, _interior(curves))
 
 

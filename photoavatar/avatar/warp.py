@@ -104,6 +104,7 @@ def remap(image: np.ndarray, map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray
 
 
 DETAIL_SIGMA_PX = 1.0  # detail = image - Gaussian(image, this): pores, stubble, single hairs
+STRETCH_RIGID, STRETCH_SOFT = 0.3, 0.6  # map Jacobian deviation: grain kept crisp below, resampled above
 GRAIN_LIMIT = 10.0  # grey levels: finer detail than this is grain; the rest of an edge is resampled smoothly
 
 
@@ -125,6 +126,19 @@ def remap_keeping_detail(layers: tuple[np.ndarray, np.ndarray], map_x: np.ndarra
     sample keeps every grain at full strength. Where the map is the identity the result is the photo."""
     smooth, grain = layers
     base = cv2.remap(smooth, map_x, map_y, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-    fine = cv2.remap(grain, np.round(map_x), np.round(map_y), interpolation=cv2.INTER_NEAREST,
-                     borderMode=cv2.BORDER_REFLECT)
-    return base + fine
+    crisp = cv2.remap(grain, np.round(map_x), np.round(map_y), interpolation=cv2.INTER_NEAREST,
+                      borderMode=cv2.BORDER_REFLECT)
+    soft = cv2.remap(grain, map_x, map_y, interpolation=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    # Where skin is stretched or squeezed a lot (under a rising jaw), whole-pixel samples repeat or skip rows
+    # and an edge would step: there the grain is resampled smoothly too.
+    keep = _near_rigid(map_x, map_y)[..., None]
+    return base + soft + keep * (crisp - soft)
+
+
+def _near_rigid(map_x: np.ndarray, map_y: np.ndarray) -> np.ndarray:
+    """1 where the map moves a neighbourhood without stretching it (within STRETCH_RIGID), 0 beyond
+    STRETCH_SOFT, smooth between; the stretch is the largest deviation of the map's Jacobian from identity."""
+    dxx, dxy = np.gradient(map_x, axis=1), np.gradient(map_x, axis=0)
+    dyx, dyy = np.gradient(map_y, axis=1), np.gradient(map_y, axis=0)
+    stretch = np.maximum.reduce([np.abs(dxx - 1), np.abs(dyy - 1), np.abs(dxy), np.abs(dyx)])
+    return np.clip((STRETCH_SOFT - stretch) / (STRETCH_SOFT - STRETCH_RIGID), 0.0, 1.0).astype(np.float32)
