@@ -27,6 +27,8 @@ QUEUE_MS = 150  # what the SDK may buffer: short, since a barge-in can only drop
 
 
 JOIN_TIMEOUT_S = 30.0
+# "In the reliable delivery mode, each packet can be up to 15KiB" (docs.livekit.io/transport/data/packets)
+MAX_DATA_PACKET_BYTES = 15 * 1024
 
 
 class LiveKitConfigError(ValueError):
@@ -44,6 +46,7 @@ def avatar_grants(room: str) -> api.VideoGrants:
 class LiveKitTransport:
     kind = "livekit"
     anchor = "onset"
+    max_message_bytes = MAX_DATA_PACKET_BYTES
 
     def __init__(self, url: str, api_key: str, api_secret: str, room: str, queue_ms: int = QUEUE_MS,
                  join_timeout_s: float = JOIN_TIMEOUT_S):
@@ -147,7 +150,8 @@ class LiveKitTransport:
         return stream_sample % RTP_MODULO
 
     def send(self, message: protocol.Message) -> None:
-        self._outbox.put_nowait((message.label, protocol.encode(message).encode()))
+        for text in protocol.encode_pieces(message, self.max_message_bytes):
+            self._outbox.put_nowait((message.label, text.encode()))
 
     async def close(self) -> None:
         self._closed = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from photoavatar.speech.types import ProsodyFrame, VisemeEvent
@@ -97,6 +97,46 @@ def encode(message: Message) -> str:
     as_json = message.to_json()
     validate(as_json)
     return json.dumps(as_json, separators=(",", ":"), allow_nan=False)
+
+
+def encode_pieces(message: Message, max_bytes: int) -> list[str]:
+    """The message encoded as one or more messages of at most MAX_BYTES each (UTF-8): what transports send.
+
+    A peer refuses a data-channel message over its SCTP max-message-size (64 KiB by default) and LiveKit a
+    data packet over 15 KiB, so a long utterance's timeline is split: viseme and prosody messages into
+    consecutive messages of the same type and utterance (clients append them), and the informational
+    `text` of utterance_start or `error` of utterance_end shortened with an ellipsis.
+    """
+    text = encode(message)
+    if len(text.encode()) <= max_bytes:
+        return [text]
+    if isinstance(message, Visemes | Prosody):
+        items = message.events if isinstance(message, Visemes) else message.frames
+        if len(items) < 2:
+            raise ValueError(f"one {message.to_json()['type']} item is larger than {max_bytes} bytes")
+        half = len(items) // 2
+        return [*encode_pieces(replace(message, **{_ITEMS[type(message)]: items[:half]}), max_bytes),
+                *encode_pieces(replace(message, **{_ITEMS[type(message)]: items[half:]}), max_bytes)]
+    return [_shortened(message, "text" if isinstance(message, UtteranceStart) else "error", max_bytes)]
+
+
+_ITEMS = {Visemes: "events", Prosody: "frames"}
+
+
+def _shortened(message: Message, field_name: str, max_bytes: int) -> str:
+    """MESSAGE with the longest prefix of its FIELD_NAME text (+ an ellipsis) that fits in MAX_BYTES."""
+    value = getattr(message, field_name) or ""
+
+    def encoded(keep: int) -> str:
+        return encode(replace(message, **{field_name: value[:keep] + "\u2026"}))
+
+    if len(encoded(0).encode()) > max_bytes:
+        raise ValueError(f"a {message.to_json()['type']} message cannot fit in {max_bytes} bytes")
+    shortest, longest = 0, len(value)
+    while shortest < longest:  # binary search: JSON escapes make bytes per character uneven
+        middle = (shortest + longest + 1) // 2
+        shortest, longest = (middle, longest) if len(encoded(middle).encode()) <= max_bytes else (shortest, middle - 1)
+    return encoded(shortest)
 
 
 def _viseme_json(event: VisemeEvent) -> dict:

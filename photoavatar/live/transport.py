@@ -61,6 +61,7 @@ class ConnectInfo:
 class Transport(Protocol):
     kind: str  # "webrtc" | "livekit": what /session-live tells the client
     anchor: str  # protocol.ANCHORS: "rtp" (client maps rtp_timestamp) | "onset" (first audio after silence)
+    max_message_bytes: int  # the largest message the client accepts; send() splits larger ones (encode_pieces)
     playout: Playout
 
     @property

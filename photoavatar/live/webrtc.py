@@ -14,6 +14,7 @@ from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSession
 
 from photoavatar.live import ice, protocol
 from photoavatar.live.audio import PacedAudioTrack, Playout
+from photoavatar.live.sdp_check import DEFAULT_MAX_MESSAGE_BYTES, check_offer
 from photoavatar.live.transport import ConnectInfo, SessionAccess, SignallingError
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class WebRtcTransport:
         self._backlog: dict[str, list[str]] = {label: [] for label in _LABELS}
         self._connected = False
         self._closed = False
+        self.max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES  # the client's SCTP limit, read from its offer
 
     @property
     def connected(self) -> bool:
@@ -74,8 +76,8 @@ class WebRtcTransport:
                                   http_status=409)
         if self._closed:
             raise SignallingError("this session is closed: start a new session")
-        if "m=audio" not in offer_sdp:
-            raise SignallingError("the offer has no audio section: add a recvonly audio transceiver before createOffer")
+        offer_sdp, facts = check_offer(offer_sdp)  # SignallingError (400) saying what is wrong
+        self.max_message_bytes = facts.max_message_bytes
         if self._loopback_only:
             offer_sdp = ice.loopback_candidates_only(offer_sdp)
         pc = RTCPeerConnection(self._configuration)
@@ -86,9 +88,12 @@ class WebRtcTransport:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             self.track.attach_sender(pc.addTrack(self.track))
             await pc.setLocalDescription(await pc.createAnswer())
-        except (ValueError, AttributeError, IndexError) as error:
-            await self.close()
-            raise SignallingError(f"cannot answer this SDP offer ({error}): send the browser's full offer") from None
+        except Exception as error:  # aiortc's parser raises anything; the session stays open for a good offer
+            log.info("refused an SDP offer: %r", error)
+            await pc.close()
+            self._pc, self.track = None, PacedAudioTrack(self.playout)
+            raise SignallingError(f"cannot answer this SDP offer ({type(error).__name__}: {str(error)[:120]}): "
+                                  "send the browser's full offer") from None
         return pc.localDescription.sdp
 
     def rtp_timestamp_at(self, stream_sample: int) -> int:
@@ -96,12 +101,12 @@ class WebRtcTransport:
         return self.track.rtp_timestamp_at(stream_sample + OPUS_LOOKAHEAD_SAMPLES)
 
     def send(self, message: protocol.Message) -> None:
-        text = protocol.encode(message)
-        channel = self._channels.get(message.label)
-        if channel is not None and channel.readyState == "open":
-            channel.send(text)
-        elif len(self._backlog[message.label]) < _MAX_BUFFERED_MESSAGES:
-            self._backlog[message.label].append(text)
+        for text in protocol.encode_pieces(message, self.max_message_bytes):
+            channel = self._channels.get(message.label)
+            if channel is not None and channel.readyState == "open":
+                channel.send(text)
+            elif len(self._backlog[message.label]) < _MAX_BUFFERED_MESSAGES:
+                self._backlog[message.label].append(text)
 
     async def close(self) -> None:
         self._closed = True

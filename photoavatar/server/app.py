@@ -15,7 +15,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response, UploadFile
-from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -38,6 +37,7 @@ from photoavatar.server.avatars import (
 )
 from photoavatar.server.cleanup import remove_stale_leftovers
 from photoavatar.server.config import ServerSettings
+from photoavatar.server.files import HeldFileResponse
 from photoavatar.server.ids import JOB_ID, SESSION_ID, InvalidId
 from photoavatar.server.jobs import AvatarJobs, TooManyJobs, new_work_folder
 from photoavatar.server.limits import RateLimiter
@@ -189,6 +189,14 @@ def _authorised_session(state: _ServerState, session_id: str, authorization: str
     return session
 
 
+def _utf8(body: bytes) -> str:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise _http(400, f"the SDP offer is not UTF-8 text (byte {error.start} is {body[error.start]:#04x}): "
+                         "send the offer exactly as createOffer made it") from None
+
+
 def _valid(rule, value: str) -> str:
     try:
         return rule.check(value)
@@ -233,7 +241,7 @@ def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
             raise _http(415, "send the SDP offer as the body with Content-Type: application/sdp")
         body = await request.body()  # at most limits.max_sdp_bytes: the request guard ends larger ones
         try:
-            answer = await session.transport.answer(body.decode("utf-8", errors="replace"))
+            answer = await session.transport.answer(_utf8(body))
         except LiveError as error:
             raise _http(error.http_status, str(error)) from None
         return Response(answer, status_code=201, media_type="application/sdp",
@@ -315,14 +323,14 @@ def _add_avatar_routes(app: FastAPI, state: _ServerState) -> None:
         return found.to_json()
 
     @app.get("/avatars/{avatar_id}/{name}", summary="one file of a bundle (public)")
-    async def avatar_file(avatar_id: str, name: str) -> FileResponse:
-        try:
-            path, media_type = state.avatars.file(avatar_id, name)
+    async def avatar_file(avatar_id: str, name: str) -> HeldFileResponse:
+        try:  # opened now, so a concurrent DELETE cannot cut the response (server/files.py)
+            handle, media_type = await run_in_threadpool(state.avatars.open, avatar_id, name)
         except InvalidAvatarId as error:
             raise _http(400, str(error)) from None
         except AvatarNotFound as error:
             raise _http(404, str(error)) from None
-        return FileResponse(path, media_type=media_type, headers={"Cache-Control": "public, max-age=60"})
+        return HeldFileResponse(handle, media_type=media_type, headers={"Cache-Control": "public, max-age=60"})
 
     @app.post("/avatars", status_code=202, summary="create an avatar from a photo (X-API-Key)")
     async def create_avatar(photo: UploadFile, avatar_id: str | None = None, _: None = Depends(api_key)) -> dict:

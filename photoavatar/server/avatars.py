@@ -7,7 +7,9 @@ Ids are short slugs checked against one pattern, and files against the bundle's 
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
+from typing import BinaryIO
 
 from photoavatar.avatar.bundle import BUNDLE_FILES, MANIFEST, BundleFile
 from photoavatar.server.ids import AVATAR_ID, InvalidId, excerpt
@@ -68,5 +70,21 @@ class AvatarStore:
             raise AvatarNotFound(f"avatar {avatar_id!r} has no {name}")
         return path, file.media_type
 
+    def open(self, avatar_id: str, name: str) -> tuple[BinaryIO, str]:
+        """The bundle file, open for reading (it stays readable if the avatar is deleted meanwhile)."""
+        path, media_type = self.file(avatar_id, name)
+        try:
+            return path.open("rb"), media_type
+        except FileNotFoundError:  # deleted between the check and the open
+            raise AvatarNotFound(f"no avatar {avatar_id!r}: GET /avatars lists the ids") from None
+
     def delete(self, avatar_id: str) -> None:
-        shutil.rmtree(self.existing(avatar_id))
+        """Atomic for readers: the folder is renamed away in one step (a reader sees all of it or nothing;
+        files already open stay readable), then removed. server/cleanup.py removes what a crash leaves."""
+        folder = self.existing(avatar_id)
+        doomed = folder.with_name(f".{avatar_id}.deleted-{uuid.uuid4().hex[:12]}")
+        try:
+            folder.rename(doomed)
+        except FileNotFoundError:  # another delete won the race
+            raise AvatarNotFound(f"no avatar {avatar_id!r}: it was just deleted") from None
+        shutil.rmtree(doomed, ignore_errors=True)
