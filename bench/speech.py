@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from photoavatar.speech.piper_engine import PiperEngine, _patch_for_alignment, aligned_model, bundled_voice  # noqa: E402
+from photoavatar.speech.piper_engine import PiperEngine, _patch_for_alignment, aligned_model, bundled_voice
 
 SHORT = "The quick brown fox jumps over the lazy dog today."  # 10 words
 PARAGRAPH = (

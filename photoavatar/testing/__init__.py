@@ -9,4 +9,5 @@ way, with no sys.path edits and no reliance on pytest's rootdir import rules:
 - live_probe.py: the in-page probe that times what the page receives, and the measurements on its capture.
 - loopback.py: the loopback beep that times the page's onset listener,
 - bench.py: the bench/ scripts' common options (--utterances, --sessions) and their load-average line.
+- fake_elevenlabs.py: a local fake of the ElevenLabs API (HTTP and websocket) on 127.0.0.1.
 """

@@ -1,8 +1,7 @@
-"""The real ElevenLabs client against a faithful local fake of its wire protocol (tests/speech/fake_elevenlabs.py)."""
+"""The real ElevenLabs client against a faithful local fake of its wire protocol (photoavatar/testing/fake_elevenlabs.py)."""
 
 import socket
 import struct
-import sys
 import threading
 import time
 import unicodedata
@@ -17,9 +16,7 @@ from photoavatar.speech.elevenlabs import ElevenLabsConfig, ElevenLabsEngine, cl
 from photoavatar.speech.engine import SpeechEngine, SpeechError
 from photoavatar.speech.ipa import SILENCE
 from photoavatar.speech.phonemize import phonemize_word
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fake_elevenlabs import FakeElevenLabs  # noqa: E402
+from photoavatar.testing.fake_elevenlabs import FakeElevenLabs
 
 TEXT = "Hello there, church judge! 42 cats."
 TRANSPORTS = ["http", "websocket"]
