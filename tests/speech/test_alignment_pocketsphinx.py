@@ -12,8 +12,9 @@ import re
 import statistics
 
 import numpy as np
-import pocketsphinx
-from scipy.signal import resample_poly
+
+from photoavatar.speech import sphinx
+from photoavatar.speech.ipa import core_symbol, is_vowel
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -25,25 +26,26 @@ SENTENCES = [
     "Bright light reflected off the surface of the water.",
     "Thank you very much for your patience and your help.",
 ]
-FRAME_S = 0.01  # pocketsphinx frames
+FRAME_S = sphinx.FRAME_SAMPLES / sphinx.SAMPLE_RATE_HZ  # pocketsphinx frames (10 ms)
 
-# Our IPA (espeak-ng en-us) to ARPAbet. Vowel qualities differ between the two dictionaries (schwa vs IH...),
-# so vowels are compared as one class; so are the alveolar stops (espeak writes the flap ɾ for CMU's T or D).
-IPA_TO_ARPABET = {
+# Our IPA (espeak-ng en-us) to coarse ARPAbet classes, for this comparison only: speech/sphinx.py owns the full
+# table, and this check stays independent of it so as not to share its mistakes. Vowel qualities differ between
+# the two dictionaries (schwa vs IH...), so vowels are compared as one class; so are the alveolar stops (espeak
+# writes the flap ɾ for CMU's T or D).
+IPA_CLASS = {
     "p": "P", "b": "B", "t": "T", "d": "T", "ɾ": "T", "k": "K", "ɡ": "G", "g": "G", "f": "F", "v": "V",
     "θ": "TH", "ð": "DH", "s": "S", "z": "Z", "ʃ": "SH", "ʒ": "ZH", "h": "HH", "tʃ": "CH", "dʒ": "JH",
     "m": "M", "n": "N", "ŋ": "NG", "l": "L", "ɹ": "R", "r": "R", "w": "W", "j": "Y",
 }
 ARPABET_CLASS = {"D": "T"}
 ARPABET_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}
-IPA_VOWEL_LETTERS = set("aeiouæɑɒɔəɚɛɜɝɪʊʌᵻɐ")
 
 
 def ipa_class(phoneme: str) -> str | None:
-    core = phoneme.rstrip("ːˑʲʰʷ˞")
-    if core in IPA_TO_ARPABET:
-        return IPA_TO_ARPABET[core]
-    return "V" if core and core[0] in IPA_VOWEL_LETTERS else None
+    core = core_symbol(phoneme)
+    if core in IPA_CLASS:
+        return IPA_CLASS[core]
+    return "V" if is_vowel(core) else None
 
 
 def arpabet_class(phone: str) -> str | None:
@@ -52,12 +54,11 @@ def arpabet_class(phone: str) -> str | None:
     return None if phone == "SIL" else ARPABET_CLASS.get(phone, phone)
 
 
-def pocketsphinx_phones(samples_22k: np.ndarray, text: str) -> list[tuple[str, float]]:
+def pocketsphinx_phones(samples: np.ndarray, sample_rate_hz: int, text: str) -> list[tuple[str, float]]:
     """(ARPAbet phone, start_s) from a two-pass forced alignment of the audio to TEXT."""
-    audio_16k = resample_poly(samples_22k.astype(np.float32), 320, 441)
-    pcm = np.clip(audio_16k, -32768, 32767).astype(np.int16).tobytes()
+    pcm = sphinx.to_16k(samples, sample_rate_hz).tobytes()
     # bestpath off: its lattice can give a phone fewer frames than its HMM has states, failing pass two.
-    decoder = pocketsphinx.Decoder(lm=None, bestpath=False, loglevel="FATAL")
+    decoder = sphinx.decoder(lm=None, bestpath=False)
     decoder.set_align_text(" ".join(re.sub(r"[^a-z' ]", " ", text.lower()).split()))
     for _ in range(2):
         decoder.start_utt()
@@ -74,7 +75,7 @@ def onset_differences_s(engine, text: str) -> list[float]:
     ours = [(ipa_class(p.phoneme), p.start_sample / rate) for c in chunks for p in c.phonemes]
     ours = [(cls, start) for cls, start in ours if cls]
     theirs = [(arpabet_class(name), start) for name, start in pocketsphinx_phones(
-        np.concatenate([c.samples for c in chunks]), text)]
+        np.concatenate([c.samples for c in chunks]), rate, text)]
     theirs = [(cls, start) for cls, start in theirs if cls]
     matcher = difflib.SequenceMatcher(a=[c for c, _ in ours], b=[c for c, _ in theirs], autojunk=False)
     differences = []
