@@ -1,11 +1,23 @@
-"""How many live sessions can speak at once on this machine with no audio underrun.
+"""First audio and underruns when many live sessions speak at once, with where the first audio's time goes.
 
 The real server runs under uvicorn on 127.0.0.1 in this process; a child process plays N clients (real
-aiortc peers over the host's network interface), so client decoding does not share the server's GIL.
-All N speak a sentence at the same moment. Measured server-side, while they speak: frames a track
-produced late (> 40 ms after their slot, enough to drain a small jitter buffer on the monotonic clock), frames padded because speech was late
-mid-utterance (underruns), /speak -> first sample sent (median), and the event loop's lag (the
-overshoot of a 10 ms timer). Run: .venv/bin/python bench/live_sessions.py [--sizes 1,5,10,15]
+aiortc peers on loopback), so client decoding does not share the server's GIL. All N send /speak at the same
+moment, with a text that starts without a plosive ("Hello, ...", "Thanks for ...", "Sure, ...", rotated) or
+with one ("Papa bought ..."). Measured:
+- first audio at the receiver: /speak sent -> arrival of the RTP packet of the first frame louder than -40 dBFS
+  (server + loopback; no browser), median / p90 / max over the sessions; and the same frame decoded, which adds
+  aiortc's own fixed receive buffer (4 frames, 80 ms: aiortc's JitterBuffer prefetch) and the Opus decode;
+- first audio at the server: /speak received -> first sample sent, and its stages (LiveSession.first_audio_stages:
+  waiting for a synthesis worker, text preparation, phonemisation, model run, timeline, prosody, resampling,
+  the hop to the event loop, the wait for the next 20 ms frame slot);
+- frames padded because speech was late mid-utterance (underruns), frames sent > 40 ms after their slot, the
+  sender's pacing (lateness of each frame: p50 / p99), and the event loop's lag (overshoot of a 10 ms timer).
+Two server configurations run in the same process, one after the other: `new` (the short spliced head, the
+deadline scheduler on PHOTOAVATAR_TTS_MODELS x PHOTOAVATAR_TTS_THREADS, the lead-in as negative event times)
+and `old` (whole first clause, one model on 2 threads shared by 2 workers, a silent lead-in), which is what
+the server did before. Targets (issue 8): 1 session <= 100 ms at the receiver; 10 sessions median <= 250 ms,
+p90 <= 400 ms, no underrun; event loop lag < 20 ms at 10 sessions.
+Run: .venv/bin/python bench/live_sessions.py [--sizes 1,10,20] [--configs new,old] [--models 2 --threads 1]
 """
 
 from __future__ import annotations
@@ -20,21 +32,26 @@ import tempfile
 import time
 from pathlib import Path
 
-TEXT = "The quick brown fox jumps over the lazy dog, and then it runs all the way home again."
 HERE = Path(__file__).resolve()
+PLAIN = ["Hello there, how are you doing today? I hope the weather is kind to you this afternoon.",
+         "Thanks for asking about the weather, it has been sunny all week long and quite warm too.",
+         "Sure, I can help you with that right away, just tell me what you need and when."]
+PLOSIVE = ["Papa bought a big blue boat, and then he painted it bright pink for the summer party."]
+TEXTS = {"plain": PLAIN, "plosive": PLOSIVE}
+LOUD_DBFS = -40.0
+STAGE_ORDER = ["wait_for_worker", "text", "phonemize", "synthesis", "timeline", "prosody", "resample",
+               "hop_to_loop", "frame_slot"]
 
 
 # -- the clients (child process) ------------------------------------------------------------------
 
-async def run_clients(n: int, base_url: str) -> None:
+async def run_clients(n: int, base_url: str, kind: str) -> None:
     import httpx
 
     from photoavatar.live.ice import restrict_to_loopback
-
-    restrict_to_loopback(True)  # the clients' media stays on 127.0.0.1, as the server's
-
     from photoavatar.testing.peer import ClientPeer
 
+    restrict_to_loopback(True)  # the clients' media stays on 127.0.0.1, as the server's
     async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
         clients = []
         for _ in range(n):
@@ -43,18 +60,58 @@ async def run_clients(n: int, base_url: str) -> None:
             peer, offer = await ClientPeer.offer()
             answer = await http.post(session["url"], content=offer, headers={**auth, "Content-Type": "application/sdp"})
             await peer.accept(answer.text)
+            peer.packet_arrivals = _record_packet_arrivals(peer)
             await peer.wait_for(lambda peer=peer: peer.pc.connectionState == "connected" and len(peer.frames) > 3, 60)
             clients.append((session, peer, auth))
         print("ready", json.dumps([s["session_id"] for s, _, _ in clients]), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # "go"
-        await asyncio.gather(*(http.post("/speak", json={"session_id": s["session_id"], "text": TEXT}, headers=a)
-                               for s, _, a in clients))
+        texts = TEXTS[kind]
+        sent_at = await asyncio.gather(*(_speak(http, s, a, texts[i % len(texts)])
+                                         for i, (s, _, a) in enumerate(clients)))
         for _, peer, _ in clients:
             await peer.wait_for(lambda peer=peer: peer.of_type("utterance_end"), 180)
-        print("done", json.dumps(sorted({p.of_type("utterance_end")[0]["reason"] for _, p, _ in clients})), flush=True)
+        firsts = [_first_loud(peer, t) for (_, peer, _), t in zip(clients, sent_at, strict=True)]
+        reasons = sorted({p.of_type("utterance_end")[0]["reason"] for _, p, _ in clients})
+        print("done", json.dumps({"reasons": reasons, "first_audio_s": [f[0] for f in firsts],
+                                  "decoded_s": [f[1] for f in firsts]}), flush=True)
         for session, peer, auth in clients:
             await peer.close()
             await http.delete(f"/sessions/{session['session_id']}", headers=auth)
+
+
+async def _speak(http, session: dict, auth: dict, text: str) -> float:
+    sent_at = asyncio.get_running_loop().time()
+    await http.post("/speak", json={"session_id": session["session_id"], "text": text}, headers=auth)
+    return sent_at
+
+
+def _record_packet_arrivals(peer) -> dict[int, float]:
+    """RTP timestamp -> arrival time of its packet, recorded before aiortc's receive buffer holds it."""
+    receiver = peer.pc.getTransceivers()[0].receiver
+    arrivals: dict[int, float] = {}
+    handle = receiver._handle_rtp_packet
+
+    async def recording(packet, arrival_time_ms):
+        arrivals.setdefault(packet.timestamp, asyncio.get_running_loop().time())
+        await handle(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = recording
+    return arrivals
+
+
+def _first_loud(peer, sent_at_s: float) -> tuple[float | None, float | None]:
+    """(/speak -> its packet arrived, /speak -> decoded) for the first frame louder than LOUD_DBFS."""
+    import numpy as np
+
+    origin = peer.rtp_origin()
+    for decoded_s, pts, samples in peer.frames:
+        if decoded_s < sent_at_s:
+            continue
+        rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) / 32768.0
+        if rms > 0 and 20 * np.log10(rms) > LOUD_DBFS:
+            arrived_s = peer.packet_arrivals.get((pts + origin) % 2**32)
+            return (arrived_s - sent_at_s if arrived_s is not None else None), decoded_s - sent_at_s
+    return None, None
 
 
 # -- the server and the measurements (this process) -----------------------------------------------
@@ -66,72 +123,160 @@ async def loop_lag_probe(samples: list[float], stop: asyncio.Event) -> None:
         samples.append(time.monotonic() - start - 0.01)
 
 
-async def measure(app, n: int, base_url: str) -> dict:
+async def measure(app, n: int, base_url: str, kind: str) -> dict:
     child = await asyncio.create_subprocess_exec(sys.executable, str(HERE), "--clients", str(n), "--url", base_url,
-                                                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+                                                 "--kind", kind, stdin=asyncio.subprocess.PIPE,
+                                                 stdout=asyncio.subprocess.PIPE)
     ready = (await child.stdout.readline()).decode()
     if not ready.startswith("ready"):
         raise RuntimeError(f"the client process failed to connect: {ready!r}")
     registry = app.state.photoavatar.sessions
     sessions = [registry.get(sid) for sid in json.loads(ready.split(" ", 1)[1])]
     for session in sessions:  # count only what happens while they speak
-        session.transport.track.late_frames, session.transport.track.max_lateness_s = 0, 0.0
+        track = session.transport.track
+        track.late_frames, track.max_lateness_s = 0, 0.0
+        track.lateness_s.clear()
     lags: list[float] = []
     stop = asyncio.Event()
     probe = asyncio.create_task(loop_lag_probe(lags, stop))
     child.stdin.write(b"go\n")
     await child.stdin.drain()
-    done = (await child.stdout.readline()).decode()
+    done_line = (await child.stdout.readline()).decode()
     stop.set()
     await probe
-    result = {
-        "sessions": n, "ends": json.loads(done.split(" ", 1)[1]) if done.startswith("done") else [done],
-        "late_frames": sum(s.transport.track.late_frames for s in sessions),
-        "max_lateness_ms": max(s.transport.track.max_lateness_s for s in sessions) * 1000,
-        "underruns": sum(s.transport.playout.underrun_frames for s in sessions),
-        "first_audio_ms": statistics.median(d for s in sessions for d in s.first_audio_delays_s) * 1000,
-        "loop_lag_p50_ms": statistics.median(lags) * 1000, "loop_lag_max_ms": max(lags) * 1000,
-    }
     await child.wait()
-    return result
+    if not done_line.startswith("done"):
+        raise RuntimeError(f"the clients did not finish: {done_line!r}")
+    done = json.loads(done_line.split(" ", 1)[1])
+    stages = [st for s in sessions for st in s.first_audio_stages]
+    lateness = sorted(x for s in sessions for x in s.transport.track.lateness_s)
+    return {
+        "sessions": n, "text": kind, "ends": done["reasons"],
+        "receiver": [x for x in done["first_audio_s"] if x is not None],
+        "decoded": [x for x in done["decoded_s"] if x is not None],
+        "heard": sum(x is not None for x in done["first_audio_s"]),
+        "server": [st["first_audio"] for st in stages],
+        "stages": {name: statistics.median(st.get(name, 0.0) for st in stages) for name in STAGE_ORDER},
+        "late_frames": sum(s.transport.track.late_frames for s in sessions),
+        "pacing_p50_ms": _pct(lateness, 0.5) * 1000, "pacing_p99_ms": _pct(lateness, 0.99) * 1000,
+        "underruns": sum(s.transport.playout.underrun_frames for s in sessions),
+        "lag_p50_ms": _pct(sorted(lags), 0.5) * 1000, "lag_p99_ms": _pct(sorted(lags), 0.99) * 1000,
+        "lag_max_ms": max(lags) * 1000,
+    }
 
 
-async def run_bench(sizes: list[int]) -> None:
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def make_speech(config: str, models: int, threads: int):
+    """(speech source, voices, workers) of one server configuration."""
+    from photoavatar.speech.pipeline import LEAD_IN_EVENTS, LEAD_IN_SILENCE, stream_speech
+    from photoavatar.speech.piper_engine import PiperEngine
+
+    if config == "new":
+        engine, lead_in, workers = PiperEngine(threads=threads, models=models), LEAD_IN_EVENTS, models
+    elif config == "old":
+        engine, lead_in, workers = PiperEngine(threads=2, models=1, head_words=0), LEAD_IN_SILENCE, 2
+    else:
+        raise SystemExit(f"unknown configuration {config!r}: use new or old")
+
+    def speak(text: str, voice_id: str | None):
+        return stream_speech(engine, text, voice_id=voice_id, lead_in=lead_in)
+
+    return speak, engine.voices(), workers
+
+
+async def run_config(config: str, sizes: list[int], kinds: list[str], models: int, threads: int) -> list[dict]:
     import uvicorn
 
     from photoavatar.server.app import create_app
     from photoavatar.server.config import ServerSettings
+    from photoavatar.server.limits import Limits
 
+    speak, voices, workers = make_speech(config, models, threads)
     with tempfile.TemporaryDirectory() as folder, socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
         probe.close()
         (Path(folder) / "bench").mkdir()
         (Path(folder) / "bench" / "avatar.json").write_text(json.dumps({"format_version": 1}))
-        app = create_app(ServerSettings(avatars_dir=Path(folder), max_sessions=max(sizes) + 1,
-                                        sessions_per_minute=10_000, ice_loopback=True))
+        settings = ServerSettings(avatars_dir=Path(folder), max_sessions=max(sizes) + 1, sessions_per_minute=10_000,
+                                  ice_loopback=True, tts_models=workers,
+                                  limits=Limits(sessions_per_address=max(sizes) + 1))  # all from 127.0.0.1
+        app = create_app(settings, speech=speak, voices=voices)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         serving = asyncio.create_task(server.serve())
         while not server.started:
             await asyncio.sleep(0.05)
-        rows = [await measure(app, n, f"http://127.0.0.1:{port}") for n in sizes]
+        rows = []
+        for n in sizes:
+            for kind in kinds:
+                rows.append({"config": config, **await measure(app, n, f"http://127.0.0.1:{port}", kind)})
         server.should_exit = True
         await serving
-    print(f"{'sessions':>8} {'late>40ms':>9} {'max late ms':>11} {'underruns':>9} {'1st audio ms':>12} "
-          f"{'loop lag p50/max ms':>19}  ok")
+    return rows
+
+
+def print_rows(rows: list[dict]) -> None:
+    print(f"\n{'config':<6} {'n':>3} {'text':<8} {'receiver first audio ms':>26} {'decoded':>7} {'server ms':>11} "
+          f"{'underruns':>9} {'late':>4} {'pacing p50/p99':>14} {'loop lag p50/p99/max':>21}")
     for r in rows:
-        ok = r["late_frames"] == 0 and r["underruns"] == 0 and r["ends"] == ["done"]
-        print(f"{r['sessions']:>8} {r['late_frames']:>9} {r['max_lateness_ms']:>11.1f} {r['underruns']:>9} "
-              f"{r['first_audio_ms']:>12.0f} {r['loop_lag_p50_ms']:>9.1f}/{r['loop_lag_max_ms']:<9.1f} {'yes' if ok else 'NO'}")
+        rx = r["receiver"]
+        receiver = (f"{statistics.median(rx) * 1000:5.0f} {_pct(rx, 0.9) * 1000:5.0f} {max(rx) * 1000:5.0f}"
+                    if rx else "none heard")
+        server = f"{statistics.median(r['server']) * 1000:5.0f} {_pct(r['server'], 0.9) * 1000:5.0f}"
+        decoded = f"{statistics.median(r['decoded']) * 1000:7.0f}" if r["decoded"] else "      -"
+        print(f"{r['config']:<6} {r['sessions']:>3} {r['text']:<8} {receiver:>18} ({r['heard']:>2}) {decoded} {server:>11} "
+              f"{r['underruns']:>9} {r['late_frames']:>4} {r['pacing_p50_ms']:6.1f}/{r['pacing_p99_ms']:<6.1f} "
+              f"{r['lag_p50_ms']:6.1f}/{r['lag_p99_ms']:5.1f}/{r['lag_max_ms']:<6.1f}"
+              + ("" if r["ends"] == ["done"] else f"  ends {r['ends']}"))
+    print("\nmedian ms per stage of the first audio (server side):")
+    print(f"{'config':<6} {'n':>3} {'text':<8} " + " ".join(f"{name[:11]:>11}" for name in STAGE_ORDER))
+    for r in rows:
+        print(f"{r['config']:<6} {r['sessions']:>3} {r['text']:<8} "
+              + " ".join(f"{r['stages'][name] * 1000:>11.1f}" for name in STAGE_ORDER))
+    print("\ntargets (receiver, new): 1 session <= 100 ms; 10 sessions median <= 250 ms, p90 <= 400 ms, 0 underruns;"
+          " loop lag < 20 ms at 10")
+    for r in rows:
+        if r["config"] != "new" or r["sessions"] not in (1, 10) or not r["receiver"]:
+            continue
+        median, p90 = statistics.median(r["receiver"]) * 1000, _pct(r["receiver"], 0.9) * 1000
+        met = median <= 100 if r["sessions"] == 1 else (median <= 250 and p90 <= 400 and r["underruns"] == 0
+                                                         and r["lag_p99_ms"] < 20)
+        print(f"  {r['sessions']:>2} sessions, {r['text']:<8}: median {median:.0f} ms, p90 {p90:.0f} ms -> "
+              f"{'met' if met else 'NOT met'}")
+
+
+async def run_bench(args) -> None:
+    from photoavatar.testing.bench import load_average_line
+
+    print(load_average_line())
+    rows = []
+    for config in args.configs.split(","):
+        rows += await run_config(config, [int(n) for n in args.sizes.split(",")], args.texts.split(","),
+                                 args.models, args.threads)
+    print_rows(rows)
+    print(load_average_line().replace("at start", "at end"))
 
 
 if __name__ == "__main__":
+    from photoavatar.settings import tts_models, tts_threads
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1,5,10,15", help="comma-separated session counts")
+    parser.add_argument("--sizes", default="1,10,20", help="comma-separated session counts")
+    parser.add_argument("--texts", default="plain,plosive", help="plain (no leading plosive), plosive, or both")
+    parser.add_argument("--configs", default="new,old", help="new, old, or both (in this order)")
+    parser.add_argument("--models", type=int, default=tts_models(), help="voice instances of the new configuration")
+    parser.add_argument("--threads", type=int, default=tts_threads(), help="onnxruntime threads per instance (new)")
     parser.add_argument("--clients", type=int, help=argparse.SUPPRESS)  # internal: run as the client process
     parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--kind", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.clients:
-        asyncio.run(run_clients(args.clients, args.url))
+        asyncio.run(run_clients(args.clients, args.url, args.kind))
     else:
-        asyncio.run(run_bench([int(n) for n in args.sizes.split(",")]))
+        asyncio.run(run_bench(args))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import fractions
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -186,6 +187,7 @@ class PacedAudioTrack(MediaStreamTrack):
         self._rtp_origin: int | None = None
         self.late_frames = 0  # frames produced more than LATE_AFTER_S after they were due
         self.max_lateness_s = 0.0
+        self.lateness_s: deque[float] = deque(maxlen=3000)  # of the last minute of frames: the sender's pacing
 
     def attach_sender(self, sender) -> None:
         self._sender = sender
@@ -220,8 +222,9 @@ class PacedAudioTrack(MediaStreamTrack):
         due = self._started_at_s + self._frames_sent * FRAME_S
         if due > now:
             await asyncio.sleep(due - now)
-            return
-        lateness = now - due
+            now = self._clock()
+        lateness = max(0.0, now - due)  # the timer's overshoot, or a loop too busy to wake us in time
+        self.lateness_s.append(lateness)
         self.max_lateness_s = max(self.max_lateness_s, lateness)
         if lateness > LATE_AFTER_S:
             self.late_frames += 1

@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from photoavatar.speech import stages
+
 log = logging.getLogger(__name__)
 
 HORIZON_S = 20.0  # audio a stream may have ready beyond what its listener has heard
@@ -156,8 +158,11 @@ class SynthesisScheduler:
 
     def _run_step(self, stream: SynthesisStream) -> None:
         started = self._clock()
+        with self._condition:
+            needed_by = stream.deadline_s() if not stream.waiting_for_first else None
         try:
-            item, done, error = next(stream.steps), False, None
+            with stages.deadline(needed_by if needed_by is not None else float("inf")):
+                item, done, error = next(stream.steps), False, None
         except StopIteration:
             item, done, error = None, True, None
         except Exception as failure:  # an engine failure ends this stream, never a worker

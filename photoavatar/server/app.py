@@ -115,9 +115,11 @@ def create_app(settings: ServerSettings | None = None, speech: SpeechSource | No
 class _ServerState:
     def __init__(self, settings: ServerSettings, speech: SpeechSource | None, voices: list | None):
         self.settings = settings
+        engine = None
         if speech is None:
             speech, engine = engine_speech_source(settings.engine)
             voices = voices if voices is not None else engine.voices()
+        self._engine = engine
         self.voices = voices or []
         self.synthesis = health.SynthesisGauge()
         self.speech = speech = self.synthesis.wrap(speech)
@@ -138,6 +140,14 @@ class _ServerState:
 
     def metrics(self) -> list[health.Metric]:
         return health.server_metrics(self.sessions, self.jobs, self.request_stats, self.synthesis, self.loop_lag)
+
+    def load_voice(self, voice_id: str) -> None:
+        """Load (and warm up) a session's voice as it opens, so its first /speak does not pay for it."""
+        try:
+            if hasattr(self._engine, "loaded_voice"):
+                self._engine.loaded_voice(voice_id)
+        except Exception as error:  # its first /speak reports it to the client
+            log.warning("loading voice %s failed: %s", voice_id, error)
 
     def warm_up(self) -> None:
         """Load the voice and run the model once, so the first /speak does not pay for it (about 0.3 s)."""
@@ -231,6 +241,8 @@ def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
                                           lambda: state.transports.new(room_hint=body.avatar_id))
         except LiveError as error:
             raise _http(error.http_status, str(error)) from None
+        if body.voice_id is not None:
+            asyncio.get_running_loop().run_in_executor(None, state.load_voice, body.voice_id)
         return await _session_answer(state, session, request)
 
     @app.post("/sessions/{session_id}/offer", status_code=201, summary="WHEP-style signalling: SDP offer in, answer out",

@@ -16,6 +16,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ from photoavatar.settings import (
     TTS_THREADS,
     setting,
 )
-from photoavatar.speech import splice
+from photoavatar.speech import splice, stages
 from photoavatar.speech.engine import SpeechError
 from photoavatar.speech.ipa import PAD, SENTENCE_BEGIN, SENTENCE_END, SILENCE, group_sounds
 from photoavatar.speech.text import prepare_text, speech_pieces
@@ -44,6 +45,8 @@ FIRST_CHUNK_MAX_WORDS = 10  # the first whole piece: it must be ready before the
 # The ceiling of one model run whatever espeak makes of the text ("3.14159..." is read digit by digit): about
 # 20 words, 6 s of speech, a peak of about 110 MB over the model's own memory (bench/run_on.py measures it).
 MAX_PHONEMES_PER_RUN = 240
+COST_SMOOTHING = 0.3  # weight of the latest run in the learnt cost per phoneme id
+CONTINUATION_MARGIN = 0.7  # a continuation is cut shorter unless it is expected within this share of its time
 
 
 @dataclass(frozen=True)
@@ -182,12 +185,20 @@ class LoadedVoice:
         self.sessions = sessions  # the model instances (tests count runs on them)
         self._free = list(range(models))
         self._available = threading.Condition()
+        self._seconds_per_id: float | None = None  # run time per phoneme id, smoothed over recent runs
         self._run_options = onnxruntime.RunOptions()
         self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     @property
     def models(self) -> int:
         return len(self.sessions)
+
+    def warm_up(self) -> None:
+        """Run each model instance once: an onnxruntime session's first run is several times slower."""
+        ids = self._to_ids(self.phonemize("Hello.")[0])[1]
+        for session in self.sessions:
+            self._infer(session, ids)
+        _return_freed_memory()
 
     @property
     def sample_rate_hz(self) -> int:
@@ -201,7 +212,9 @@ class LoadedVoice:
         """Audio (int16) for one sentence, the symbol of each phoneme id, and each id's duration in samples."""
         symbols, ids = self._to_ids(phonemes)
         with self._model() as index:
+            started = time.perf_counter()
             audio, id_samples = self._infer(self.sessions[index], ids)
+            self._learn_cost(time.perf_counter() - started, len(ids))
         _return_freed_memory()
         if id_samples is None or len(id_samples) != len(ids):
             raise SpeechError(f"the voice {self.file.voice_id} returned no usable phoneme durations")
@@ -209,6 +222,19 @@ class LoadedVoice:
         # utterance keep the same loudness.
         samples = (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
         return _match_length(samples, int(id_samples.sum())), symbols, id_samples
+
+    def run_cost_s(self, phonemes: list[str]) -> float | None:
+        """What a run of PHONEMES is expected to take now (None before the first run): learnt from recent runs,
+        so it includes whatever else the machine is doing."""
+        with self._available:
+            per_id = self._seconds_per_id
+        return None if per_id is None else per_id * (2 * len(phonemes) + 3)
+
+    def _learn_cost(self, seconds: float, ids: int) -> None:
+        per_id = seconds / max(1, ids)
+        with self._available:
+            old = self._seconds_per_id
+            self._seconds_per_id = per_id if old is None else old + COST_SMOOTHING * (per_id - old)
 
     @contextlib.contextmanager
     def _model(self) -> Iterator[int]:
@@ -285,8 +311,26 @@ def _units(symbols: list[str], id_samples: np.ndarray) -> Iterator[tuple[str, in
         yield (SENTENCE_END, pad_samples)
 
 
+def _in_time(voice: LoadedVoice, phonemes: list[str], head_symbols: int) -> tuple[list[str], list[str]]:
+    """The whole run to continue a head from, and what is left for a run of its own after it.
+
+    Normally the whole sentence. When its run is not expected before the listener's audio runs out (many
+    sessions starting at once: stages.time_left_s), the longest prefix of words that is, so the listener
+    hears a later join (at a word gap, with a fresh run's prosody) rather than a silence.
+    """
+    left_s = stages.time_left_s()
+    cost_s = voice.run_cost_s(phonemes)
+    if left_s is None or cost_s is None or cost_s <= CONTINUATION_MARGIN * left_s:
+        return phonemes, []
+    gaps = [i for i, symbol in enumerate(phonemes) if symbol == SILENCE and i > head_symbols]
+    fitting = [i for i in gaps if voice.run_cost_s(phonemes[:i]) <= CONTINUATION_MARGIN * left_s]
+    cut = fitting[-1] if fitting else (gaps[0] if gaps else len(phonemes))
+    return phonemes[:cut], phonemes[cut + 1:]
+
+
 def _chunk(voice: LoadedVoice, phonemes: list[str], start_sample: int, text: str) -> AudioChunk:
-    samples, symbols, id_samples = voice.speak(phonemes)
+    with stages.timed(stages.SYNTHESIS):
+        samples, symbols, id_samples = voice.speak(phonemes)
     return AudioChunk(samples, voice.sample_rate_hz, start_sample,
                       tuple(group_phonemes(symbols, id_samples, start_sample)), text)
 
@@ -361,14 +405,17 @@ class PiperEngine:
     def synthesize(self, text: str, voice_id: str | None = None) -> Iterator[AudioChunk]:
         """Check TEXT now (SpeechError), then return a lazy iterator of chunks, one per sentence or clause."""
         voice = self.loaded_voice(voice_id)
-        prepared = prepare_text(text, voice.info.language)
+        with stages.timed(stages.TEXT):
+            prepared = prepare_text(text, voice.info.language)
         return self._chunks(voice, prepared.text)
 
     def _chunks(self, voice: LoadedVoice, text: str) -> Iterator[AudioChunk]:
         """One chunk per model run (bounded: speech_pieces, bound_phonemes); the first run may be a spliced head."""
         start_sample = 0
         for piece in speech_pieces(text, self.first_chunk_max_words):
-            for sentence in voice.phonemize(piece):
+            with stages.timed(stages.PHONEMIZE):
+                sentences = voice.phonemize(piece)
+            for sentence in sentences:
                 for phonemes in bound_phonemes(sentence):
                     if not phonemes:
                         continue
@@ -379,7 +426,11 @@ class PiperEngine:
                     else:
                         part = splice.play_head(_chunk(voice, head, start_sample, piece), self.head_words)
                         yield part.chunk
-                        chunk = splice.continue_from_whole(part, _chunk(voice, phonemes, 0, piece))
+                        whole, rest = _in_time(voice, phonemes, len(head))
+                        chunk = splice.continue_from_whole(part, _chunk(voice, whole, 0, piece))
+                        if rest:
+                            yield chunk
+                            chunk = _chunk(voice, rest, chunk.end_sample, piece)
                         yield chunk
                     start_sample = chunk.end_sample
 
@@ -401,6 +452,8 @@ class PiperEngine:
         key = (voice.model_path.resolve(), voice.config_path.resolve())
         with self._load_lock:
             if key not in self._loaded:
-                self._loaded[key] = LoadedVoice(voice, self.threads, self._cache_dir, self.models)
+                loaded = LoadedVoice(voice, self.threads, self._cache_dir, self.models)
+                loaded.warm_up()  # a new voice's first utterance is as quick as its tenth
+                self._loaded[key] = loaded
             return self._loaded[key]
 

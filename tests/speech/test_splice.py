@@ -118,3 +118,26 @@ def test_join_on_synthetic_runs_is_in_the_gap_and_exact_after_it():
     assert np.array_equal(rest.samples[-5000:], whole.samples[-5000:])
     with pytest.raises(ValueError, match="word gaps"):
         splice.play_head(head, head_words=5)
+
+
+def test_a_late_continuation_is_cut_shorter_so_it_comes_in_time(piper_engine):
+    """Many sessions starting at once: the whole run after the head is shortened to what fits before the head
+    has played (stages.deadline), and the rest follows as a run of its own; with time to spare it is whole."""
+    import time
+
+    from photoavatar.speech import stages
+    from photoavatar.speech.piper_engine import _in_time
+
+    voice = piper_engine.loaded_voice()
+    phonemes = voice.phonemize("The quick brown fox jumps over the lazy dog and runs all the way home.")[0]
+    head = splice.head_phonemes(phonemes)
+    voice.speak(phonemes)  # a run to learn the cost from
+    assert _in_time(voice, phonemes, len(head)) == (phonemes, [])  # no deadline given
+    with stages.deadline(time.monotonic() + 60):
+        assert _in_time(voice, phonemes, len(head)) == (phonemes, [])
+    cost_s = voice.run_cost_s(phonemes)
+    with stages.deadline(time.monotonic() + cost_s / 2):
+        whole, rest = _in_time(voice, phonemes, len(head))
+    assert len(head) < len(whole) < len(phonemes) and rest
+    assert whole + [splice.SILENCE] + rest == phonemes  # cut at a word gap, nothing lost
+    assert voice.run_cost_s(whole) <= cost_s / 2
