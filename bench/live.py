@@ -74,10 +74,13 @@ def running_server(avatars: Path, max_sessions: int) -> Iterator[tuple[str, obje
     """The real server on a free loopback port, in a thread; yields (base URL, app)."""
     from photoavatar.server.app import create_app
     from photoavatar.server.config import ServerSettings
+    from photoavatar.server.limits import Limits
 
     # Every trial is a /speak and a /stop, every round opens sessions: lift the per-minute limits.
     settings = dataclasses.replace(ServerSettings.from_settings(avatars_dir=avatars), max_sessions=max_sessions,
                                    sessions_per_minute=10_000, requests_per_minute=10_000,
+                                   limits=Limits(sessions_per_address=max_sessions,  # one address: this bench
+                                                 max_unconnected_sessions=max_sessions),
                                    ice_loopback=True)  # media on 127.0.0.1 only (live/ice.py)
     app = create_app(settings)
     with server_in_thread(app) as base_url:

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,6 +42,10 @@ class Utterance:
     ended: bool = False
     requested_at_s: float = field(default_factory=time.monotonic)
     started_at_s: float | None = None  # monotonic time its first sample was sent
+    # Speech that is not synthesised from `text` (the caller's audio, speech/audio_speech.py): these segments play
+    # as they are, scheduled by `scheduler` (None: the session's; a live stream's steps wait for its audio).
+    segments: Iterable[SpeechSegment] | None = None
+    scheduler: SynthesisScheduler | None = None
 
 
 # Where an utterance's first audio spends its time, beside the speech stages (speech/stages.py).
@@ -81,9 +85,12 @@ class LiveSession:
 
     # -- commands (called on the event loop) ------------------------------------------------------
 
-    def speak(self, text: str, barge_in: bool = True) -> str:
-        """Queue TEXT (or replace everything with it when barge_in); returns its utterance id at once."""
-        utterance = Utterance(f"u_{uuid.uuid4().hex[:12]}", text, self.voice_id)
+    def speak(self, text: str, barge_in: bool = True, segments: Iterable[SpeechSegment] | None = None,
+              scheduler: SynthesisScheduler | None = None) -> str:
+        """Queue TEXT (or replace everything with it when barge_in); returns its utterance id at once.
+        SEGMENTS, when given, are played instead of synthesising TEXT (see Utterance)."""
+        utterance = Utterance(f"u_{uuid.uuid4().hex[:12]}", text, self.voice_id, segments=segments,
+                              scheduler=scheduler)
         utterance.interruption.subscribe(lambda interruption: self._end(utterance, interruption.reason,
                                                                         interruption.error))
         if barge_in:
@@ -144,17 +151,18 @@ class LiveSession:
         playout = self.transport.playout
         playout.start(utterance.utterance_id, utterance.interruption,
                       lambda sample: _settle(first_sample, (sample, time.monotonic())), lambda: _settle(drained, None))
-        stream = self._synthesis.submit(self._steps(utterance), _seconds_of,
-                                        lambda item: loop.call_soon_threadsafe(inbox.put_nowait, item),
-                                        requested_at_s=utterance.requested_at_s)
-        utterance.interruption.subscribe(lambda _: self._synthesis.cancel(stream))
+        synthesis = utterance.scheduler or self._synthesis
+        stream = synthesis.submit(self._steps(utterance), _seconds_of,
+                                  lambda item: loop.call_soon_threadsafe(inbox.put_nowait, item),
+                                  requested_at_s=utterance.requested_at_s)
+        utterance.interruption.subscribe(lambda _: synthesis.cancel(stream))
         try:
             await self._stream(utterance, inbox, first_sample)
         except _SpeechFailed as failure:
             utterance.interruption.interrupt("error", str(failure))
             return
         finally:
-            self._synthesis.cancel(stream)  # a no-op once it has ended; stops it if this task was cancelled
+            synthesis.cancel(stream)  # a no-op once it has ended; stops it if this task was cancelled
         playout.close_input(utterance.utterance_id)
         await drained
         self._end(utterance, "done")
@@ -203,7 +211,8 @@ class LiveSession:
                 stage_s: dict[str, float] = {WAIT_FOR_WORKER: waited_s} if resampler is None else {}
                 with stages.collecting(stage_s):
                     if resampler is None:
-                        segments = iter(self._speech(utterance.text, utterance.voice_id))
+                        segments = iter(utterance.segments if utterance.segments is not None
+                                        else self._speech(utterance.text, utterance.voice_id))
                     segment = next(segments, None)
                     if segment is None:
                         break
@@ -249,28 +258,46 @@ class SessionRegistry:
     """The open sessions of one server, and the reaper that frees expired or abandoned ones."""
 
     def __init__(self, speech: SpeechSource, synthesis: SynthesisScheduler, max_sessions: int, ttl_s: float,
-                 connect_timeout_s: float):
+                 connect_timeout_s: float, *, max_per_owner: int | None = None, max_unconnected: int | None = None):
+        """CONNECT_TIMEOUT_S frees a session no client connected to; MAX_UNCONNECTED caps those waiting at
+        once, and MAX_PER_OWNER the sessions of one owner (the client's address): neither a crowd of
+        sessions that never connect nor one address can take every slot."""
         self._speech = speech
         self._synthesis = synthesis
         self.max_sessions = max_sessions
         self.ttl_s = ttl_s
         self.connect_timeout_s = connect_timeout_s
+        self.max_per_owner = max_per_owner or max_sessions
+        self.max_unconnected = max_unconnected or max_sessions
         self._sessions: dict[str, LiveSession] = {}
+        self._owners: dict[str, str] = {}  # session id -> owner
 
     def __len__(self) -> int:
         return len(self._sessions)
 
-    def open(self, avatar_id: str, voice_id: str | None, new_transport: Callable[[], Transport]) -> LiveSession:
+    def open(self, avatar_id: str, voice_id: str | None, new_transport: Callable[[], Transport],
+             owner: str = "") -> LiveSession:
         """A new session on a transport from NEW_TRANSPORT; TooManySessions (before any transport is made)
-        when the server is at its limit: the one place the limit is checked."""
-        if len(self._sessions) >= self.max_sessions:
-            raise TooManySessions(f"the server is at its limit of {self.max_sessions} open sessions: "
-                                  "try again when one ends (or raise PHOTOAVATAR_MAX_SESSIONS)")
+        when the server is at a limit: the one place the limits are checked."""
+        self._check_limits(owner)
         session_id = f"s_{uuid.uuid4().hex}"
         session = LiveSession(session_id, avatar_id, voice_id, new_transport(), self._speech, self._synthesis,
                               expires_at_s=time.time() + self.ttl_s)
         self._sessions[session_id] = session
+        self._owners[session_id] = owner
         return session
+
+    def _check_limits(self, owner: str) -> None:
+        if len(self._sessions) >= self.max_sessions:
+            raise TooManySessions(f"the server is at its limit of {self.max_sessions} open sessions: "
+                                  "try again when one ends (or raise PHOTOAVATAR_MAX_SESSIONS)")
+        if sum(1 for o in self._owners.values() if o == owner) >= self.max_per_owner:
+            raise TooManySessions(f"this address already holds {self.max_per_owner} open sessions, the most one "
+                                  "address may: end one (DELETE /sessions/{session_id}) before opening another")
+        waiting = sum(1 for s in self._sessions.values() if not s.transport.connected)
+        if waiting >= self.max_unconnected:
+            raise TooManySessions(f"{waiting} sessions are waiting for their client to connect, the most at once: "
+                                  f"try again in a few seconds (unconnected ones end after {self.connect_timeout_s:g} s)")
 
     def get(self, session_id: str) -> LiveSession | None:
         return self._sessions.get(session_id)
@@ -280,6 +307,7 @@ class SessionRegistry:
 
     async def close(self, session_id: str) -> bool:
         session = self._sessions.pop(session_id, None)
+        self._owners.pop(session_id, None)
         if session is None:
             return False
         await session.close()

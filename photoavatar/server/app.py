@@ -125,14 +125,16 @@ class _ServerState:
         self.speech = speech = self.synthesis.wrap(speech)
         self.request_stats = middleware.RequestStats()
         self.loop_lag = health.LoopLag()
+        limits = settings.limits
         # one model run per worker, by deadline across sessions; a worker per voice instance (PHOTOAVATAR_TTS_MODELS)
         self.scheduler = SynthesisScheduler(settings.tts_models, initializer=_yield_cpu_to_audio)
         self.sessions = SessionRegistry(speech, self.scheduler, settings.max_sessions, settings.session_ttl_s,
-                                        settings.connect_timeout_s)
+                                        min(settings.connect_timeout_s, limits.unconnected_timeout_s),
+                                        max_per_owner=limits.sessions_per_address,
+                                        max_unconnected=limits.max_unconnected_sessions)
         self.transports = Transports(settings.transport)
         self.tokens = SessionTokens(settings.session_secret)
         self.avatars = AvatarStore(settings.avatars_dir)
-        limits = settings.limits
         self.jobs = AvatarJobs(limits.max_avatar_jobs, limits.avatar_job_workers, limits.max_upload_pixels,
                                limits.avatar_job_memory_mb, limits.avatar_job_timeout_s)
         self.session_rate = RateLimiter(settings.sessions_per_minute)
@@ -238,7 +240,7 @@ def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
                              f"({', '.join(sorted(known_voices)) or 'none'})")
         try:
             session = state.sessions.open(body.avatar_id, body.voice_id,
-                                          lambda: state.transports.new(room_hint=body.avatar_id))
+                                          lambda: state.transports.new(room_hint=body.avatar_id), owner=client)
         except LiveError as error:
             raise _http(error.http_status, str(error)) from None
         if body.voice_id is not None:
@@ -269,6 +271,10 @@ def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
         if len(text) > state.settings.max_text_chars:
             raise _http(413, f"text is {len(text)} characters; the limit is {state.settings.max_text_chars}: "
                              "split it into several /speak calls with barge_in false")
+        queue_limit = state.settings.limits.max_queued_utterances
+        if not body.barge_in and session.queued_utterances >= queue_limit:
+            raise _http(429, f"{queue_limit} utterances are already waiting in this session: wait for some to "
+                             "play, or send this one with barge_in true to replace them", {"Retry-After": "5"})
         return {"utterance_id": session.speak(text, barge_in=body.barge_in)}
 
     @app.post("/stop", summary="cut what is playing and empty the queue")
