@@ -27,6 +27,7 @@ from photoavatar.live.tokens import SessionTokens, TokenError
 from photoavatar.live.transport import LiveError, SessionAccess
 from photoavatar.live.transports import Transports
 from photoavatar.server import health, middleware
+from photoavatar.server.audio_routes import audio_routes
 from photoavatar.server.auth import api_key_refusal
 from photoavatar.server.avatars import (
     AvatarNotFound,
@@ -106,6 +107,7 @@ def create_app(settings: ServerSettings | None = None, speech: SpeechSource | No
     middleware.install(app, limits=settings.limits, api_key=settings.api_key, stats=state.request_stats)
     app.include_router(health.health_routes(state.metrics, started_at_s=time.monotonic()))
     _add_session_routes(app, state)
+    app.include_router(audio_routes(state))  # /speak-audio and the audio-stream WebSocket
     _add_avatar_routes(app, state)
     if WEB_DIR.is_dir():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from photoavatar.server.auth import API_KEY_HEADER, api_key_refusal
 from photoavatar.server.ids import excerpt
 from photoavatar.server.limits import Limits
+from photoavatar.speech.audio_input import MAX_FILE_BYTES as MAX_AUDIO_FILE_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,9 @@ class RequestGuard:
         if method == "POST" and path.rstrip("/") == "/avatars":
             upload = self.limits.max_upload_bytes
             return _BodyRule(upload + MULTIPART_OVERHEAD_BYTES, f"a photo upload (at most {_mib(upload)})")
+        if method == "POST" and path.rstrip("/") == "/speak-audio":  # audio_routes.py; the transcript rides along
+            return _BodyRule(MAX_AUDIO_FILE_BYTES + MULTIPART_OVERHEAD_BYTES + self.limits.max_json_bytes,
+                             f"an audio upload (at most {_mib(MAX_AUDIO_FILE_BYTES)})")
         if method == "POST" and path.startswith("/sessions/") and path.endswith("/offer"):
             return _BodyRule(self.limits.max_sdp_bytes, "an SDP offer")
         return _BodyRule(self.limits.max_json_bytes, "a request body")
