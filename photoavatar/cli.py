@@ -45,8 +45,12 @@ def _run_inspect(args: argparse.Namespace) -> int:
 def _run_say(args: argparse.Namespace) -> int:
     from photoavatar.animate.render import render_talk
 
+    if args.text is None and args.audio is None:
+        print("error: say needs --text (what to say) or --audio (a recording to animate; --text is then its "
+              "transcript)", file=sys.stderr)
+        return 2
     result = render_talk(avatar=args.avatar, text=args.text, out=args.out, voice=args.voice, engine=args.engine,
-                         timeline_path=args.timeline, plot_path=args.plot)
+                         timeline_path=args.timeline, plot_path=args.plot, audio=args.audio, language=args.language)
     print(f"talking video written to {result}")
     return 0
 
@@ -106,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("say", help="render a talking video offline")
     p.add_argument("--avatar", type=Path, required=True, help="avatar bundle folder")
-    p.add_argument("--text", required=True)
+    p.add_argument("--text", default=None, help="what to say; with --audio, the recording's transcript (optional)")
+    p.add_argument("--audio", type=Path, default=None,
+                   help="animate this speech recording (WAV, MP3, Ogg/Opus, FLAC...) instead of synthesising --text")
+    p.add_argument("--language", default="en-us", help="language of --audio's transcript (espeak-ng code, default en-us)")
     p.add_argument("--out", type=Path, required=True, help="MP4 to write (H.264 + AAC)")
     p.add_argument("--voice", default=None, help="voice id or a Piper .onnx path (see `photoavatar voice list`)")
     p.add_argument("--engine", choices=["piper", "elevenlabs"], default="piper")
@@ -150,10 +157,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _is_user_error(error: Exception) -> bool:
+    from photoavatar.speech.audio_input import AudioInputError
     from photoavatar.speech.engine import SpeechError
     from photoavatar.visemes import UnknownVisemeError
 
-    known: tuple[type[Exception], ...] = (SpeechError, UnknownVisemeError, FileNotFoundError, FileExistsError)
+    known: tuple[type[Exception], ...] = (SpeechError, UnknownVisemeError, FileNotFoundError, FileExistsError,
+                                          AudioInputError)
     try:
         from photoavatar.avatar.errors import AvatarError
         known += (AvatarError,)

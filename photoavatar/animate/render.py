@@ -74,6 +74,14 @@ def speak_text(text: str, *, engine: str = "piper", voice: str | None = None) ->
     return gather(stream_speech(make_engine(engine), text, voice), text)
 
 
+def speak_audio(audio: Path, text: str | None = None, language: str = "en-us") -> SpokenText:
+    """A recording's speech (its transcript TEXT aligned when given, else recognised): speech/audio_speech.py."""
+    from photoavatar.speech.audio_input import decode_audio
+    from photoavatar.speech.audio_speech import segments_from_audio
+
+    return gather(segments_from_audio(decode_audio(audio), text, language), text or "")
+
+
 def mixer_frames(spoken: SpokenText, fps: float, config: MixerConfig | None = None) -> Iterator[MixerFrame]:
     mixer = VisemeMixer(config)
     mixer.add_events(spoken.visemes)
@@ -83,10 +91,12 @@ def mixer_frames(spoken: SpokenText, fps: float, config: MixerConfig | None = No
         yield mixer.advance_to(index / fps)
 
 
-def render_talk(*, avatar: Path, text: str, out: Path, voice: str | None = None, engine: str = "piper",
-                timeline_path: Path | None = None, plot_path: Path | None = None) -> Path:
+def render_talk(*, avatar: Path, text: str | None, out: Path, voice: str | None = None, engine: str = "piper",
+                timeline_path: Path | None = None, plot_path: Path | None = None, audio: Path | None = None,
+                language: str = "en-us") -> Path:
+    """Render TEXT spoken by ENGINE, or, given AUDIO, that recording (TEXT then is its optional transcript)."""
     bundle = load_bundle(Path(avatar))
-    spoken = speak_text(text, engine=engine, voice=voice)
+    spoken = speak_audio(audio, text, language) if audio else speak_text(text, engine=engine, voice=voice)
     if timeline_path:
         Path(timeline_path).write_text(json.dumps(spoken.timeline_json(), indent=1) + "\n")
         log.info("timeline written to %s", timeline_path)
