@@ -17,7 +17,8 @@ deadline scheduler on PHOTOAVATAR_TTS_MODELS x PHOTOAVATAR_TTS_THREADS, the lead
 and `old` (whole first clause, one model on 2 threads shared by 2 workers, a silent lead-in), which is what
 the server did before. Targets (issue 8): 1 session <= 100 ms at the receiver; 10 sessions median <= 250 ms,
 p90 <= 400 ms, no underrun; event loop lag < 20 ms at 10 sessions.
-Run: .venv/bin/python bench/live_sessions.py [--sizes 1,10,20] [--configs new,old] [--models 2 --threads 1]
+Run: .venv/bin/python bench/live_sessions.py [--sizes 1,10,20] [--configs new,old] [--models 2 --threads 2]
+(a configuration "new:MxT" runs M voice instances of T threads, e.g. --configs new:2x1,new:2x2,new:1x2,old)
 """
 
 from __future__ import annotations
@@ -173,10 +174,14 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def make_speech(config: str, models: int, threads: int):
-    """(speech source, voices, workers) of one server configuration."""
+    """(speech source, voices, workers) of one server configuration ("new", "new:MxT" or "old")."""
     from photoavatar.speech.pipeline import LEAD_IN_EVENTS, LEAD_IN_SILENCE, stream_speech
     from photoavatar.speech.piper_engine import PiperEngine
 
+    if config.startswith("new:"):
+        models, _, threads = config.removeprefix("new:").partition("x")
+        models, threads = int(models), int(threads)
+        config = "new"
     if config == "new":
         engine, lead_in, workers = PiperEngine(threads=threads, models=models), LEAD_IN_EVENTS, models
     elif config == "old":
@@ -213,6 +218,7 @@ async def run_config(config: str, sizes: list[int], kinds: list[str], models: in
         while not server.started:
             await asyncio.sleep(0.05)
         rows = []
+        config = config if config != "new" else f"new:{models}x{threads}"
         for n in sizes:
             for kind in kinds:
                 rows.append({"config": config, **await measure(app, n, f"http://127.0.0.1:{port}", kind)})
@@ -222,7 +228,7 @@ async def run_config(config: str, sizes: list[int], kinds: list[str], models: in
 
 
 def print_rows(rows: list[dict]) -> None:
-    print(f"\n{'config':<6} {'n':>3} {'text':<8} {'receiver first audio ms':>26} {'decoded':>7} {'server ms':>11} "
+    print(f"\n{'config':<8} {'n':>3} {'text':<8} {'receiver first audio ms':>26} {'decoded':>7} {'server ms':>11} "
           f"{'underruns':>9} {'late':>4} {'pacing p50/p99':>14} {'loop lag p50/p99/max':>21}")
     for r in rows:
         rx = r["receiver"]
@@ -230,24 +236,24 @@ def print_rows(rows: list[dict]) -> None:
                     if rx else "none heard")
         server = f"{statistics.median(r['server']) * 1000:5.0f} {_pct(r['server'], 0.9) * 1000:5.0f}"
         decoded = f"{statistics.median(r['decoded']) * 1000:7.0f}" if r["decoded"] else "      -"
-        print(f"{r['config']:<6} {r['sessions']:>3} {r['text']:<8} {receiver:>18} ({r['heard']:>2}) {decoded} {server:>11} "
+        print(f"{r['config']:<8} {r['sessions']:>3} {r['text']:<8} {receiver:>18} ({r['heard']:>2}) {decoded} {server:>11} "
               f"{r['underruns']:>9} {r['late_frames']:>4} {r['pacing_p50_ms']:6.1f}/{r['pacing_p99_ms']:<6.1f} "
               f"{r['lag_p50_ms']:6.1f}/{r['lag_p99_ms']:5.1f}/{r['lag_max_ms']:<6.1f}"
               + ("" if r["ends"] == ["done"] else f"  ends {r['ends']}"))
     print("\nmedian ms per stage of the first audio (server side):")
-    print(f"{'config':<6} {'n':>3} {'text':<8} " + " ".join(f"{name[:11]:>11}" for name in STAGE_ORDER))
+    print(f"{'config':<8} {'n':>3} {'text':<8} " + " ".join(f"{name[:11]:>11}" for name in STAGE_ORDER))
     for r in rows:
-        print(f"{r['config']:<6} {r['sessions']:>3} {r['text']:<8} "
+        print(f"{r['config']:<8} {r['sessions']:>3} {r['text']:<8} "
               + " ".join(f"{r['stages'][name] * 1000:>11.1f}" for name in STAGE_ORDER))
     print("\ntargets (receiver, new): 1 session <= 100 ms; 10 sessions median <= 250 ms, p90 <= 400 ms, 0 underruns;"
           " loop lag < 20 ms at 10")
     for r in rows:
-        if r["config"] != "new" or r["sessions"] not in (1, 10) or not r["receiver"]:
+        if not r["config"].startswith("new") or r["sessions"] not in (1, 10) or not r["receiver"]:
             continue
         median, p90 = statistics.median(r["receiver"]) * 1000, _pct(r["receiver"], 0.9) * 1000
         met = median <= 100 if r["sessions"] == 1 else (median <= 250 and p90 <= 400 and r["underruns"] == 0
                                                          and r["lag_p99_ms"] < 20)
-        print(f"  {r['sessions']:>2} sessions, {r['text']:<8}: median {median:.0f} ms, p90 {p90:.0f} ms -> "
+        print(f"  {r['config']:<8} {r['sessions']:>2} sessions, {r['text']:<8}: median {median:.0f} ms, p90 {p90:.0f} ms -> "
               f"{'met' if met else 'NOT met'}")
 
 

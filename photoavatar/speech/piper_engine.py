@@ -45,6 +45,7 @@ FIRST_CHUNK_MAX_WORDS = 10  # the first whole piece: it must be ready before the
 # The ceiling of one model run whatever espeak makes of the text ("3.14159..." is read digit by digit): about
 # 20 words, 6 s of speech, a peak of about 110 MB over the model's own memory (bench/run_on.py measures it).
 MAX_PHONEMES_PER_RUN = 240
+SYNTHESIS_NICE = 10  # onnxruntime's own threads yield to audio pacing; the server's workers run at the same
 COST_SMOOTHING = 0.3  # weight of the latest run in the learnt cost per phoneme id
 CONTINUATION_MARGIN = 0.7  # a continuation is cut shorter unless it is expected within this share of its time
 
@@ -174,8 +175,9 @@ class LoadedVoice:
         # Idle intra-op threads would busy-wait for the next run and starve the live server's 20 ms audio pacing.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model = aligned_model(voice, cache_dir)
-        sessions = [onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
-                    for _ in range(models)]
+        sessions = _in_low_priority_thread(lambda: [
+            onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+            for _ in range(models)])
         if len(sessions[0].get_outputs()) < 2:
             raise SpeechError(f"the Piper voice {voice.model_path} exposes no phoneme durations, so it cannot "
                               "be lip-synced; use a standard Piper (VITS) voice")
@@ -333,6 +335,28 @@ def _chunk(voice: LoadedVoice, phonemes: list[str], start_sample: int, text: str
         samples, symbols, id_samples = voice.speak(phonemes)
     return AudioChunk(samples, voice.sample_rate_hz, start_sample,
                       tuple(group_phonemes(symbols, id_samples, start_sample)), text)
+
+
+def _in_low_priority_thread(make):
+    """MAKE() run in a thread at SYNTHESIS_NICE: onnxruntime's intra-op threads, created with the session, inherit
+    that priority (Linux nice is per thread), so synthesis never delays a live server's 20 ms audio frames."""
+    result: list = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        with contextlib.suppress(AttributeError, OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SYNTHESIS_NICE)
+        try:
+            result.append(make())
+        except BaseException as error:  # re-raised in the caller's thread
+            failure.append(error)
+
+    thread = threading.Thread(target=run, name="piper-load")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
 
 
 def _return_freed_memory() -> None:
