@@ -1,5 +1,6 @@
 """`photoavatar avatarize` from the command line: bad input -> exit code 2, one clear line, nothing written."""
 
+import logging
 import os
 import subprocess
 import sys
@@ -178,3 +179,64 @@ def test_inspect_writes_a_contact_sheet(capsys, hopper, tmp_path):
     assert sheet.shape[0] >= 3 * 220 and sheet.shape[1] >= 6 * 220  # 12 visemes + ROI, mask, idle frames
     assert main(["inspect", str(tmp_path / "nothing")]) == 2
     assert "no avatar bundle" in capsys.readouterr().err
+
+
+def _manifest_advice(bundle_path) -> str:
+    return load_bundle(bundle_path).manifest.photo_advice or ""
+
+
+def test_small_webcam_photo_is_enlarged_and_says_so(capsys, caplog, tmp_path, faces_dir):
+    caplog.set_level(logging.INFO)
+    out = tmp_path / "small"
+    code, err = _run(capsys, "--photo", faces_dir / "obama_small.jpg", "--out", out, "--visemes", "Rest,AI,MBP")
+    assert code == 0, err
+    assert "note: the face is small (108 px wide in the photo): it was enlarged" in caplog.text
+    assert "enlarged" in _manifest_advice(out)
+    assert len(detect_faces(_first_idle_frame(out))) == 1
+
+
+def test_turned_photo_taken_mid_word_is_accepted_with_notes(capsys, caplog, tmp_path, faces_dir):
+    caplog.set_level(logging.INFO)
+    out = tmp_path / "turned"
+    code, err = _run(capsys, "--photo", faces_dir / "obama_turned.jpg", "--out", out, "--visemes", "Rest,AI,U")
+    assert code == 0, err
+    assert "note: the face is turned to the side (yaw ratio -0.46" in caplog.text
+    assert "mid-word" in caplog.text and "mid-word" in _manifest_advice(out)
+
+
+def test_portrait_before_a_face_like_emblem_names_the_face_taken(capsys, caplog, tmp_path, inputs, faces_dir):
+    from made_photos import portrait_before_false_faces
+
+    caplog.set_level(logging.INFO)
+    photo, _ = portrait_before_false_faces(faces_dir)
+    path = inputs / "press_room.png"
+    Image.fromarray(photo).save(path)
+    code, err = _run(capsys, "--photo", path, "--out", tmp_path / "press", "--visemes", "Rest,AI")
+    assert code == 0, err
+    notes = caplog.text
+    assert "note: took face 0 (x=" in notes and "not skin-coloured" in notes and "choose another with --face N" in notes
+
+
+def test_two_small_real_faces_still_need_a_choice(capsys, tmp_path, faces_dir):
+    _assert_refused(capsys, tmp_path, ["--photo", faces_dir / "two_small_faces.jpg"], "2 faces", "--face N")
+
+
+def test_a_cli_run_prints_no_native_library_chatter(tmp_path, inputs, faces_dir):
+    """Run as a user would: MediaPipe / TF Lite / absl lines must not reach the terminal, ours must."""
+    from photoavatar.avatar.native_logs import is_chatter
+
+    env = {k: v for k, v in os.environ.items() if k not in ("GLOG_minloglevel", "TF_CPP_MIN_LOG_LEVEL")}
+    result = subprocess.run([sys.executable, "-m", "photoavatar.cli", "avatarize", "--photo",
+                             str(faces_dir / "obama_small.jpg"), "--out", str(tmp_path / "quiet"),
+                             "--visemes", "Rest,AI"], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stderr.splitlines()
+    assert not [line for line in lines if is_chatter(line)], result.stderr
+    for noise in ("XNNPACK", "absl::InitializeLog", "inference_feedback_manager", "landmark_projection"):
+        assert noise not in result.stderr
+    assert "avatarize: landmarks (2/6)" in result.stderr and "note: the face is small" in result.stderr
+    bad = subprocess.run([sys.executable, "-m", "photoavatar.cli", "avatarize", "--photo",
+                          str(faces_dir / "two_people.jpg"), "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: the photo shows 2 faces")
+    assert not [line for line in bad.stderr.splitlines() if is_chatter(line)], bad.stderr

@@ -11,11 +11,16 @@ from photoavatar.avatar.landmarks import (
     CHIN,
     LIPS_INNER,
     LIPS_OUTER,
+    LOWER_LIP_INNER,
+    LOWER_LIP_OUTER,
     MOUTH_CORNERS,
+    UPPER_LIP_INNER,
+    UPPER_LIP_OUTER,
     mouth_metrics,
 )
 from photoavatar.avatar.mask import FULL_MASK
 from photoavatar.avatar.mouth import MouthSynthesis, synthesize_mouths
+from photoavatar.avatar.mouth_shapes import LipContours, MouthFrame, mouth_target, shape_for
 from photoavatar.visemes import VISEMES
 
 
@@ -183,3 +188,20 @@ def test_bad_input_is_a_clear_error(grace):
     small = image[::4, ::4].copy()
     with pytest.raises(ValueError, match="px wide"):
         synthesize_mouths(small, face.transformed(0.25, (0.0, 0.0)), VISEMES)
+
+
+def test_shapes_turn_with_the_head_the_far_side_moves_less(faces_dir):
+    """obama_turned.jpg (yaw ratio -0.46): narrowing for U scales the mouth about the lips' midline, so the
+    far corner, whose half of the mouth is foreshortened, moves in less than the near one."""
+    image, face = working_crop(faces_dir / "obama_turned.jpg")
+    frame = MouthFrame.of(face.points_px[61], face.points_px[291])
+    lips = LipContours(*(frame.to_local(face.points_px[list(indices)]) for indices in
+                         (UPPER_LIP_OUTER, UPPER_LIP_INNER, LOWER_LIP_INNER, LOWER_LIP_OUTER)))
+    middle = lips.midline_u
+    halves = (middle - lips.upper_outer[0, 0], lips.upper_outer[-1, 0] - middle)
+    far, near = (0, 1) if halves[0] < halves[1] else (1, 0)
+    assert halves[far] < 0.85 * halves[near]  # the photo really is turned
+    target = mouth_target(lips, shape_for("U"))
+    moved_in = np.abs(target.lips.upper_outer[[0, -1], 0] - lips.upper_outer[[0, -1], 0])
+    assert moved_in[far] < 0.9 * moved_in[near]
+    assert moved_in[far] / moved_in[near] == pytest.approx(halves[far] / halves[near], rel=0.1)
