@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from photoavatar.live.protocol import LABELS
+
 
 @dataclass
 class ClientPeer:
@@ -23,7 +25,7 @@ class ClientPeer:
     async def offer(cls) -> tuple[ClientPeer, str]:
         peer = cls(RTCPeerConnection(RTCConfiguration(iceServers=[])))
         peer.pc.addTransceiver("audio", direction="recvonly")
-        for label in ("viseme", "prosody"):
+        for label in LABELS:  # the channels the server sends on (live/protocol.py)
             channel = peer.pc.createDataChannel(label, ordered=True)
             channel.on("message", lambda text, label=label: peer._on_message(label, text))
         peer.pc.on("track", peer._on_track)
