@@ -181,39 +181,34 @@ def test_inspect_writes_a_contact_sheet(capsys, hopper, tmp_path):
     assert "no avatar bundle" in capsys.readouterr().err
 
 
-def _manifest_advice(bundle_path) -> str:
-    return load_bundle(bundle_path).manifest.photo_advice or ""
+def _built_with_notes(capsys, caplog, photo, out, visemes) -> tuple[str, str]:
+    """Avatarize in-process; (the notes logged, the bundle manifest's photo_advice)."""
+    caplog.set_level(logging.INFO)
+    code, err = _run(capsys, "--photo", photo, "--out", out, "--visemes", visemes)
+    assert code == 0, err
+    return caplog.text, load_bundle(out).manifest.photo_advice or ""
 
 
 def test_small_webcam_photo_is_enlarged_and_says_so(capsys, caplog, tmp_path, faces_dir):
-    caplog.set_level(logging.INFO)
     out = tmp_path / "small"
-    code, err = _run(capsys, "--photo", faces_dir / "obama_small.jpg", "--out", out, "--visemes", "Rest,AI,MBP")
-    assert code == 0, err
-    assert "note: the face is small (108 px wide in the photo): it was enlarged" in caplog.text
-    assert "enlarged" in _manifest_advice(out)
+    notes, advice = _built_with_notes(capsys, caplog, faces_dir / "obama_small.jpg", out, "Rest,AI,MBP")
+    assert "note: the face is small (108 px wide in the photo): it was enlarged" in notes and "enlarged" in advice
     assert len(detect_faces(_first_idle_frame(out))) == 1
 
 
 def test_turned_photo_taken_mid_word_is_accepted_with_notes(capsys, caplog, tmp_path, faces_dir):
-    caplog.set_level(logging.INFO)
-    out = tmp_path / "turned"
-    code, err = _run(capsys, "--photo", faces_dir / "obama_turned.jpg", "--out", out, "--visemes", "Rest,AI,U")
-    assert code == 0, err
-    assert "note: the face is turned to the side (yaw ratio -0.46" in caplog.text
-    assert "mid-word" in caplog.text and "mid-word" in _manifest_advice(out)
+    notes, advice = _built_with_notes(capsys, caplog, faces_dir / "obama_turned.jpg", tmp_path / "turned", "Rest,AI,U")
+    assert "note: the face is turned to the side (yaw ratio -0.46" in notes
+    assert "mid-word" in notes and "mid-word" in advice
 
 
 def test_portrait_before_a_face_like_emblem_names_the_face_taken(capsys, caplog, tmp_path, inputs, faces_dir):
     from made_photos import portrait_before_false_faces
 
-    caplog.set_level(logging.INFO)
     photo, _ = portrait_before_false_faces(faces_dir)
     path = inputs / "press_room.png"
     Image.fromarray(photo).save(path)
-    code, err = _run(capsys, "--photo", path, "--out", tmp_path / "press", "--visemes", "Rest,AI")
-    assert code == 0, err
-    notes = caplog.text
+    notes, _ = _built_with_notes(capsys, caplog, path, tmp_path / "press", "Rest,AI")
     assert "note: took face 0 (x=" in notes and "not skin-coloured" in notes and "choose another with --face N" in notes
 
 
