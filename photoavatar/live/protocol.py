@@ -35,10 +35,14 @@ class UtteranceStart:
     rtp_timestamp: int
     text: str
     anchor: str
+    server_s: float | None = None  # /speak -> this first sample sent: the server's part of the first audio
 
     def to_json(self) -> dict:
-        return {"type": "utterance_start", "utterance_id": self.utterance_id, "rtp_timestamp": self.rtp_timestamp,
-                "rtp_clock_hz": RTP_CLOCK_HZ, "text": self.text, "anchor": self.anchor}
+        message = {"type": "utterance_start", "utterance_id": self.utterance_id, "rtp_timestamp": self.rtp_timestamp,
+                   "rtp_clock_hz": RTP_CLOCK_HZ, "text": self.text, "anchor": self.anchor}
+        if self.server_s is not None:
+            message["server_s"] = round(self.server_s, 4)
+        return message
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,8 @@ def _list_of(required: list[str], properties: dict) -> dict:
 SCHEMAS: dict[str, dict] = {
     "utterance_start": _message_schema("utterance_start", ["rtp_timestamp", "rtp_clock_hz", "text", "anchor"], {
         "rtp_timestamp": {"type": "integer", "minimum": 0, "maximum": RTP_MODULO - 1},
-        "rtp_clock_hz": {"const": RTP_CLOCK_HZ}, "text": {"type": "string"}, "anchor": {"enum": list(ANCHORS)}}),
+        "rtp_clock_hz": {"const": RTP_CLOCK_HZ}, "text": {"type": "string"}, "anchor": {"enum": list(ANCHORS)},
+        "server_s": _TIME}),
     "viseme": _message_schema("viseme", ["events"], {"events": _list_of(
         ["viseme", "start_s", "end_s", "weight"],
         {"viseme": {"enum": list(VISEMES)}, "start_s": _EVENT_START, "end_s": _TIME,

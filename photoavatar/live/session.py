@@ -193,7 +193,7 @@ class LiveSession:
         utterance.started_at_s = time.monotonic()
         rtp = self.transport.rtp_timestamp_at(stream_sample)
         self.transport.send(protocol.UtteranceStart(utterance.utterance_id, rtp, utterance.text,
-                                                    self.transport.anchor))
+                                                    self.transport.anchor, self.first_audio_delays_s[-1]))
 
     def _send_timeline(self, utterance: Utterance, segment: SpeechSegment) -> None:
         if segment.visemes:
@@ -258,7 +258,8 @@ class SessionRegistry:
     """The open sessions of one server, and the reaper that frees expired or abandoned ones."""
 
     def __init__(self, speech: SpeechSource, synthesis: SynthesisScheduler, max_sessions: int, ttl_s: float,
-                 connect_timeout_s: float, *, max_per_owner: int | None = None, max_unconnected: int | None = None):
+                 connect_timeout_s: float, *, max_per_owner: int | None = None, max_unconnected: int | None = None,
+                 on_close: Callable[[LiveSession], None] | None = None):
         """CONNECT_TIMEOUT_S frees a session no client connected to; MAX_UNCONNECTED caps those waiting at
         once, and MAX_PER_OWNER the sessions of one owner (the client's address): neither a crowd of
         sessions that never connect nor one address can take every slot."""
@@ -271,6 +272,7 @@ class SessionRegistry:
         self.max_unconnected = max_unconnected or max_sessions
         self._sessions: dict[str, LiveSession] = {}
         self._owners: dict[str, str] = {}  # session id -> owner
+        self._on_close = on_close  # told of each session once it has closed (the server's totals for /metrics)
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -311,6 +313,8 @@ class SessionRegistry:
         if session is None:
             return False
         await session.close()
+        if self._on_close is not None:
+            self._on_close(session)
         return True
 
     async def close_all(self) -> None:

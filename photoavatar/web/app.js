@@ -13,12 +13,12 @@ const HISTORY = 20; // readouts show the median of the last HISTORY measurements
 
 const page = {
   state: "idle", detail: "", session: null, link: null, scheduler: null, compositor: null,
-  listener: null, audioContext: null, context: null, mediaTimeS: 0, lastFrame: null, pendingSpeakMs: null,
+  listener: null, audioContext: null, context: null, mediaTimeS: 0, lastFrame: null, pendingSpeakMs: null, pendingServerMs: null,
   restSnapshot: null, mouthBox: null,
 };
 const stats = {
   frames: 0, fps: 0, drawMs: 0, blendMs: 0, outputLatencyMs: 0,
-  speakToFirstAudioMs: [], avOffsetMs: [], syncObservations: 0,
+  speakToFirstAudioMs: [], serverMs: [], networkMs: [], avOffsetMs: [], syncObservations: 0,
   messages: 0, badMessages: 0, lastError: null,
   // The scheduler decides the mode (and may switch it on an utterance_start anchor): read it, never copy it.
   get mode() { return page.scheduler?.mode ?? null; },
@@ -94,6 +94,7 @@ function onChannelMessage(label, text) {
     const message = server.parseMessage(text);
     stats.messages += 1;
     page.scheduler?.handle(message);
+    if (message.type === "utterance_start" && Number.isFinite(message.server_s)) page.pendingServerMs = message.server_s * 1000;
     if (message.type === "utterance_end" && message.reason === "error") showError(new Error(message.error ?? "the server could not speak that"));
   } catch (error) {
     stats.badMessages += 1;
@@ -206,7 +207,12 @@ function listenForOnset() {
   if (onsetMs == null) return;
   if (page.pendingSpeakMs !== null && onsetMs > page.pendingSpeakMs) {
     remember(stats.speakToFirstAudioMs, onsetMs - page.pendingSpeakMs);
+    if (page.pendingServerMs !== null) {  // where it went: the server's part, the rest is network + jitter buffer
+      remember(stats.serverMs, page.pendingServerMs);
+      remember(stats.networkMs, onsetMs - page.pendingSpeakMs - page.pendingServerMs);
+    }
     page.pendingSpeakMs = null;
+    page.pendingServerMs = null;
   }
   const before = page.scheduler.lastAvOffsetMs;
   page.scheduler.onset(onsetMs);
@@ -241,7 +247,8 @@ function updateReadout(perfMs) {
   stats.fps = (fpsWindow.frames * 1000) / (perfMs - fpsWindow.start);
   stats.outputLatencyMs = outputLatencyMs();
   fpsWindow = { start: perfMs, frames: 0 };
-  $("latency").textContent = ms(median(stats.speakToFirstAudioMs));
+  $("latency").textContent = `${ms(median(stats.speakToFirstAudioMs))} (server ${ms(median(stats.serverMs))}, ` +
+    `network + jitter buffer ${ms(median(stats.networkMs))}, then output ${ms(stats.outputLatencyMs)})`;
   $("av-offset").textContent = ms(median(stats.avOffsetMs));
   $("sync-mode").textContent = stats.mode === "rtp" ? `RTP clock (${stats.syncObservations} playout observations)` : "first audio after silence";
   $("render").textContent = `${stats.fps.toFixed(0)} fps, ${stats.drawMs.toFixed(1)} ms/frame`;
@@ -277,6 +284,7 @@ async function onSpeak(event) {
   const text = $("text").value.trim();
   if (!text) return;
   page.pendingSpeakMs = performance.now();
+  page.pendingServerMs = null;
   if (page.state === "error") setState("ready");
   try {
     await server.speak(base, page.session, text, $("barge-in").checked);

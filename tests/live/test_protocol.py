@@ -23,7 +23,7 @@ def segments(speech):
 
 def produced_messages(segments) -> list[protocol.Message]:
     """One of each message as a session sends them, with real timelines and the optional error field."""
-    return [protocol.UtteranceStart("u_1", 4_000_000_000, TEXT, "rtp"),
+    return [protocol.UtteranceStart("u_1", 4_000_000_000, TEXT, "rtp", server_s=0.062),
             *(protocol.visemes("u_1", s.visemes) for s in segments),
             *(protocol.prosody("u_1", s.prosody) for s in segments),
             protocol.UtteranceEnd("u_1", "done"), protocol.UtteranceEnd("u_2", "error", "the voice failed")]
