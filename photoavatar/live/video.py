@@ -24,11 +24,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import av
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from photoavatar.animate.frames import FrameRenderer, RenderedFrame
+from photoavatar.avatar.bundle import load_bundle
 from photoavatar.live.protocol import RTP_MODULO, Message, Prosody, UtteranceEnd, UtteranceStart, Visemes
 from photoavatar.speech.types import ProsodyFrame, VisemeEvent
 
@@ -195,3 +197,17 @@ class PacedVideoTrack(MediaStreamTrack):
         if last_sent is None or getattr(self._sender, "_RTCRtpSender__packet_count", 0) == 0:
             return
         self._rtp_origin = (last_sent - self._last_pts) % RTP_MODULO
+
+
+class VideoTrackOfSession:
+    """What a WebRTC transport holds for a video session: the mouth (`speech`) and the track (`track`)."""
+
+    def __init__(self, renderer: FrameRenderer, audio_track, stream_time_of_rtp: Callable[[int], float]):
+        self.speech = SpeechOnVideo(renderer, stream_time_of_rtp)
+        self.track = PacedVideoTrack(self.speech, lambda: audio_track.started_at_s)
+
+
+def session_video_renderer(bundle_folder: Path) -> FrameRenderer:
+    """A renderer for one video session of the bundle in BUNDLE_FOLDER (decodes the bundle on first use: call it
+    off the event loop)."""
+    return FrameRenderer(load_bundle(bundle_folder))
