@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from photoavatar.avatar.landmarks import CHIN, FACE_SIDES, Face, detection_score
+from photoavatar.avatar.landmarks import CHIN, FACE_SIDES, LIPS_INNER, LIPS_OUTER, Face, detection_score
 
 FOREHEAD = 10
 CHEEKS = (50, 280, 205, 425, 101, 330)  # both cheeks, three points each, clear of eyes, nose and lips
@@ -24,10 +24,13 @@ MIN_DETECTION_SCORE = 0.5
 OUTLINE_RATIO_RANGE = (0.55, 1.15)  # face width / height (sides 234-454 over forehead 10 to chin 152)
 SKIN_CHROMA_RANGE = (5.0, 50.0)  # CIELAB a*b* chroma of the cheeks (OpenCV 8-bit units)
 SKIN_HUE_RANGE_DEG = (-10.0, 72.0)  # hue angle atan2(b*, a*): from pink-red to golden-brown skin
+LIP_HUE_RANGE_DEG = (-30.0, 80.0)  # lips and the skin around them: a little wider, lips lean to purple-red
 COLOUR_PHOTO_CHROMA = 10.0  # a photo whose most colourful pixels stay below this is treated as grey
 MIN_CHEEK_TEXTURE = 0.8  # luminance standard deviation (grey levels) inside a cheek patch: below is painted
 DETECTOR_REGION = 2.0  # the detector sees the face box grown to this many box sizes, scaled to DETECTOR_PX
 DETECTOR_PX = 256
+LIP_RING_SHARES = (0.25, 0.45)  # lip samples this far from the outer toward the inner lip contour
+DARK_FOR_A_FACE = 0.45  # a lip sample darker than this share of the cheeks' lightness is no lip
 
 
 @dataclass(frozen=True)
@@ -109,3 +112,32 @@ def _is_colour_photo(image_rgb: np.ndarray) -> bool:
     lab = cv2.cvtColor(sample, cv2.COLOR_RGB2LAB).reshape(-1, 3).astype(float)
     chroma = np.hypot(lab[:, 1] - 128, lab[:, 2] - 128)
     return float(np.percentile(chroma, 99)) >= COLOUR_PHOTO_CHROMA
+
+
+def covered_mouth_share(image_rgb: np.ndarray, face: Face) -> float:
+    """How much of the upper or the lower lip (whichever is more) falls on something that is neither skin nor
+    lips (a microphone, a glove, a cup): Face Mesh still places lips there, but the mouth shapes would warp the
+    object. Samples lie inside the lips, between their outer and inner contours. In a grey photo only
+    darkness counts."""
+    foreign = _foreign_lip_samples(image_rgb, face).reshape(len(LIP_RING_SHARES), -1)
+    half = len(LIPS_OUTER) // 2  # the loop runs along the upper lip, then back along the lower lip
+    return float(max(foreign[:, 1:half].mean(), foreign[:, half + 1:].mean()))
+
+
+def _foreign_lip_samples(image_rgb: np.ndarray, face: Face) -> np.ndarray:
+    p = face.points_px
+    outer, inner = p[list(LIPS_OUTER)], p[list(LIPS_INNER)]
+    samples = np.concatenate([outer + share * (inner - outer) for share in LIP_RING_SHARES])
+    height, width = image_rgb.shape[:2]
+    xy = np.clip(np.round(samples).astype(int), 0, (width - 1, height - 1))
+    blurred = cv2.GaussianBlur(np.ascontiguousarray(image_rgb[..., :3]), (5, 5), 1.0)
+    lab = cv2.cvtColor(blurred[xy[:, 1], xy[:, 0]][None], cv2.COLOR_RGB2LAB)[0].astype(float)
+    cheeks = cv2.cvtColor(np.concatenate(_cheek_patches(image_rgb, face))[None].astype(np.uint8),
+                          cv2.COLOR_RGB2LAB)[0].astype(float)
+    foreign = lab[:, 0] < DARK_FOR_A_FACE * np.median(cheeks[:, 0])
+    if _is_colour_photo(image_rgb):
+        a, b = lab[:, 1] - 128, lab[:, 2] - 128
+        hue = np.degrees(np.arctan2(b, a))
+        warm = (np.hypot(a, b) >= SKIN_CHROMA_RANGE[0]) & (hue >= LIP_HUE_RANGE_DEG[0]) & (hue <= LIP_HUE_RANGE_DEG[1])
+        foreign |= ~warm
+    return foreign

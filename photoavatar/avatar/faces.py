@@ -18,6 +18,7 @@ COMFORTABLE_FACE_WIDTH_PX = 120
 # (measured: bench/face_limits.py); above COMFORTABLE the output notes the turn.
 MAX_YAW_RATIO = 0.65
 COMFORTABLE_YAW_RATIO = 0.3
+COVERED_MOUTH_SHARE = 0.65  # this much of a lip on something else (shared portraits: <= 0.5; a microphone: >= 0.78)
 DOMINANT_WIDTH_RATIO = 1.6  # a face this many times wider than every other real face is the portrait's subject
 
 
@@ -85,7 +86,7 @@ def select_face(faces: Sequence[Face], face_index: int | None, *, photo_scale: f
         raise AvatarError("no face found in the photo; use a well-lit portrait where the whole face is visible")
     index, notes = _pick(faces, face_index, photo_scale, image_rgb)
     face = faces[index]
-    notes += _size_notes(face, photo_scale) + _yaw_notes(face)
+    notes += _size_notes(face, photo_scale) + _yaw_notes(face) + _covered_mouth_notes(face, image_rgb)
     return FaceChoice(face, index, notes)
 
 
@@ -160,3 +161,16 @@ def _yaw_notes(face: Face) -> tuple[str, ...]:
                 f"best): the mouth shapes are turned with it; a photo facing the camera gives the most natural "
                 f"mouth",)
     return ()
+
+
+def _covered_mouth_notes(face: Face, image_rgb: np.ndarray | None) -> tuple[str, ...]:
+    if image_rgb is None:
+        return ()
+    from photoavatar.avatar.face_evidence import covered_mouth_share
+
+    covered = covered_mouth_share(image_rgb, face)
+    if covered < COVERED_MOUTH_SHARE:
+        return ()
+    return (f"something seems to cover the mouth ({covered:.0%} of one lip is neither skin nor lip: a "
+            f"microphone, a hand, a cup?): the mouth shapes will bend it with the lips; a photo with the mouth "
+            f"uncovered gives a clean avatar",)

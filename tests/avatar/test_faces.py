@@ -1,6 +1,11 @@
 import numpy as np
 import pytest
-from made_photos import downscaled, portrait_before_false_faces, portrait_with_a_small_face_behind
+from made_photos import (
+    downscaled,
+    microphone_before_the_mouth,
+    portrait_before_false_faces,
+    portrait_with_a_small_face_behind,
+)
 from PIL import Image
 
 from photoavatar.avatar.crop import crop_head_and_shoulders, redetected_in_crop
@@ -185,3 +190,22 @@ def test_a_face_small_in_a_wide_picture_is_found_in_tiles(faces_dir):
     direct = detect_faces(np.asarray(portrait))[0]
     assert np.median(np.linalg.norm(found[0].points_px - (direct.points_px + (1700, 1100)), axis=1)) < 3
     assert find_faces(np.full((900, 1600, 3), 128, np.uint8)) == []
+
+
+@pytest.mark.parametrize("name", ["grace_hopper.jpg", "obama.jpg", "beard.jpg"])
+def test_a_microphone_in_front_of_the_mouth_is_noticed(faces_dir, name):
+    photo = np.asarray(Image.open(faces_dir / name).convert("RGB"))
+    face = find_faces(photo)[0]
+    corners = face.points_px[[61, 291]]
+    covered = microphone_before_the_mouth(photo, corners.mean(axis=0), mouth_metrics(face).width_px)
+    for picture in (covered, np.repeat(covered.mean(axis=2, keepdims=True).astype(np.uint8), 3, axis=2)):
+        notes = select_face(find_faces(picture), None, image_rgb=picture).notes
+        assert any("cover the mouth" in note for note in notes), notes
+
+
+@pytest.mark.parametrize("name", ["obama.jpg", "biden.jpg", "grace_hopper.jpg", "obama_partial_face.jpg", "beard.jpg",
+                                  "obama_turned.jpg", "obama_small.jpg"])
+def test_an_uncovered_mouth_gives_no_covered_note(faces_dir, name):
+    photo = np.asarray(Image.open(faces_dir / name).convert("RGB"))
+    notes = select_face(find_faces(photo), None, image_rgb=photo).notes
+    assert not any("cover the mouth" in note for note in notes), notes
