@@ -11,6 +11,9 @@ hold-back does not help: bench/audio_visemes.py measured the same accuracy with 
 Each segment's events come from the same timeline rules as the offline path (timeline.build_viseme_events),
 computed over a window of CONTEXT_S of the phonemes already sent, the segment, and the look-ahead, then
 clipped to the segment: shapes that begin before a segment's first sound are in the segment before it.
+
+A long stream is decoded by a chain of phone loops, each started in a pause (RESTART_AFTER_S), with the audio
+since that point fed again and the previous loop's channel estimate, so the cost per frame stays flat.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import numpy as np
 
 from photoavatar.speech import sphinx
 from photoavatar.speech.audio_input import AudioInputError, check_sample_rate
+from photoavatar.speech.ipa import is_silence
 from photoavatar.speech.phone_recognition import PhoneLoop, timings_from_phones
 from photoavatar.speech.prosody import analyze_prosody
 from photoavatar.speech.timeline import build_viseme_events
@@ -35,12 +39,17 @@ MAX_DELAY_S = HOLD_BACK_S + EMIT_STEP_S + DECODER_LAG_S  # how far emitted audio
 CONTEXT_S = 0.5
 PROSODY_PAD_S = 0.05  # audio either side of a segment for the pitch tracker's windows
 MAX_STREAM_S = 600.0
+# The phone loop's best path is re-read on every push, so its cost grows with its length: a long stream starts a
+# new loop in a pause once the loop holds RESTART_AFTER_S, and anywhere once it holds RESTART_BY_S.
+RESTART_AFTER_S = 8.0
+RESTART_BY_S = 30.0
 
 
 class AudioStreamAnalyser:
     """One utterance of streamed mono int16 PCM at SAMPLE_RATE_HZ, analysed as it arrives."""
 
-    def __init__(self, sample_rate_hz: int, hold_back_s: float = HOLD_BACK_S, emit_step_s: float = EMIT_STEP_S):
+    def __init__(self, sample_rate_hz: int, hold_back_s: float = HOLD_BACK_S, emit_step_s: float = EMIT_STEP_S,
+                 restart_after_s: float = RESTART_AFTER_S):
         check_sample_rate(sample_rate_hz)
         self.sample_rate_hz = sample_rate_hz
         self._hold = round(hold_back_s * sample_rate_hz)
@@ -51,10 +60,12 @@ class AudioStreamAnalyser:
         self._audio = np.zeros(0, dtype=np.int16)  # received samples from _audio_start on
         self._audio_start = 0
         self._received = 0
-        self._fed_16k = 0
+        self._audio_16k = np.zeros(0, dtype=np.int16)  # fed to the loop, from _loop_origin_16k on
+        self._loop_origin_16k = 0  # where the current phone loop starts (a multiple of a frame)
         self._emitted = 0  # segments cover [0, _emitted)
         self._sent: list[PhonemeTiming] = []  # the phonemes of segments already emitted (the recent ones)
         self._finished = False
+        self._restart_after_s = restart_after_s
 
     @property
     def hold_back_s(self) -> float:
@@ -97,14 +108,37 @@ class AudioStreamAnalyser:
 
     def _feed(self, audio_16k: np.ndarray) -> None:
         self._loop.push(audio_16k)
-        self._fed_16k += len(audio_16k)
+        self._audio_16k = np.concatenate([self._audio_16k, audio_16k])
+
+    def _origin_frames(self) -> int:
+        return self._loop_origin_16k // sphinx.FRAME_SAMPLES
 
     def _decoded_samples(self) -> int:
-        return sphinx.frames_to_samples(self._loop.frames, self.sample_rate_hz)
+        return sphinx.frames_to_samples(self._loop.frames + self._origin_frames(), self.sample_rate_hz)
+
+    def _phones(self) -> list[tuple[str, int, int]]:
+        origin = self._origin_frames()
+        return [(phone, first + origin, end + origin) for phone, first, end in self._loop.phones()]
+
+    def _restart_if_long(self, ahead: list[PhonemeTiming]) -> None:
+        """Start a new loop at the emitted end when this one is long and the audio there is a pause."""
+        loop_s = self._loop.frames * sphinx.FRAME_SAMPLES / sphinx.SAMPLE_RATE_HZ
+        in_pause = bool(ahead) and all(is_silence(p.phoneme) for p in ahead)
+        if self._finished or loop_s < self._restart_after_s or (loop_s < RESTART_BY_S and not in_pause):
+            return
+        emitted_16k = self._emitted * sphinx.SAMPLE_RATE_HZ // self.sample_rate_hz
+        origin = emitted_16k // sphinx.FRAME_SAMPLES * sphinx.FRAME_SAMPLES
+        replay = self._audio_16k[origin - self._loop_origin_16k:]
+        cepstral_mean = self._loop.cepstral_mean()
+        self._loop.finish()
+        self._loop = PhoneLoop(cepstral_mean)
+        self._loop_origin_16k = origin
+        self._audio_16k = np.zeros(0, dtype=np.int16)
+        self._feed(replay)
 
     def _segment(self, end: int, final: bool) -> SpeechSegment:
         known_end = self._received if final else max(end, min(self._received, self._decoded_samples()))
-        ahead = timings_from_phones(self._loop.phones(), self.sample_rate_hz, self._emitted, known_end)
+        ahead = timings_from_phones(self._phones(), self.sample_rate_hz, self._emitted, known_end)
         inside = _clip(ahead, self._emitted, end)
         window = [*self._recent(), *ahead]
         events = _clip_events(build_viseme_events(window, self.sample_rate_hz), self._emitted / self.sample_rate_hz,
@@ -114,6 +148,7 @@ class AudioStreamAnalyser:
         self._sent += inside
         self._emitted = end
         self._forget_old()
+        self._restart_if_long(_clip(ahead, end, known_end))
         return SpeechSegment(chunk, tuple(events), tuple(prosody))
 
     def _recent(self) -> list[PhonemeTiming]:

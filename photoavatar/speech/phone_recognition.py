@@ -34,9 +34,11 @@ PHONE_LANGUAGE_WEIGHT = 2.0
 class PhoneLoop:
     """Incremental phone recognition over 16 kHz audio; times are 10 ms frames from the start."""
 
-    def __init__(self):
+    def __init__(self, cepstral_mean: str | None = None):
         self._decoder = sphinx.decoder(allphone=sphinx.model_path(PHONE_LM), lm=None, bestpath=False,
                                        lw=PHONE_LANGUAGE_WEIGHT)
+        if cepstral_mean:  # a loop that continues another starts from its channel estimate, not the prior
+            self._decoder.set_cmn(cepstral_mean)
         self._decoder.start_utt()
         self.frames = 0
         self._ended = False
@@ -50,6 +52,10 @@ class PhoneLoop:
         if not self._ended:
             self._decoder.end_utt()
             self._ended = True
+
+    def cepstral_mean(self) -> str:
+        """The channel estimate so far (live cepstral mean normalisation), to hand to a following loop."""
+        return self._decoder.get_cmn(False)
 
     def phones(self) -> list[tuple[str, int, int]]:
         """(ARPAbet phone or SIL/noise, first frame, end frame exclusive) of the best path so far."""

@@ -8,6 +8,7 @@ import pytest
 from photoavatar.speech.audio_input import AudioInputError
 from photoavatar.speech.audio_stream import MAX_DELAY_S, AudioStreamAnalyser
 from photoavatar.speech.timeline import build_viseme_events
+from photoavatar.speech.types import PhonemeTiming
 from photoavatar.speech.viseme_accuracy import compare, speak
 from photoavatar.visemes import REST
 
@@ -21,9 +22,9 @@ def spoken(piper_engine):
         "Bob baked a batch of plum muffins for the members of the band.")]
 
 
-def stream(samples: np.ndarray, rate: int, as_bytes: bool = False, frame_s: float = 0.02):
+def stream(samples: np.ndarray, rate: int, as_bytes: bool = False, frame_s: float = 0.02, **options):
     """Push SAMPLES in frames; the segments, and the largest lag of emitted audio behind the input."""
-    analyser = AudioStreamAnalyser(rate)
+    analyser = AudioStreamAnalyser(rate, **options)
     step = int(frame_s * rate)
     segments, worst_lag, emitted = [], 0, 0
     for begin in range(0, len(samples), step):
@@ -63,6 +64,22 @@ def test_streamed_visemes_follow_the_speech(spoken):
         total = accuracy if total is None else total + accuracy
     assert total.onset_median_ms <= 100, total
     assert total.closure_recall >= 0.6, total
+
+
+def test_a_long_stream_restarts_its_decoder_in_pauses_and_keeps_its_accuracy(spoken):
+    sample = spoken[1]
+    rate = sample.sample_rate_hz
+    pause = np.zeros(rate // 2, dtype=np.int16)
+    audio = np.concatenate([sample.samples, pause] * 3)
+    segments, worst_lag_s = stream(audio, rate, restart_after_s=1.0)  # a restart in each pause
+    assert np.array_equal(np.concatenate([s.audio.samples for s in segments]), audio)
+    assert worst_lag_s <= MAX_DELAY_S
+    offset = len(sample.samples) + len(pause)
+    truth = [PhonemeTiming(p.phoneme, p.start_sample + k * offset, p.duration_samples)
+             for k in range(3) for p in [*sample.phonemes, PhonemeTiming(" ", len(sample.samples), len(pause))]]
+    accuracy = compare(build_viseme_events(truth, rate), [e for s in segments for e in s.visemes])
+    assert accuracy.onset_median_ms <= 100, accuracy
+    assert accuracy.closure_recall >= 0.6, accuracy
 
 
 def test_silence_streams_as_rest():
