@@ -1,13 +1,17 @@
-"""The demo avatar: NASA's public-domain astronaut portrait that scikit-image ships, built once and reused."""
+"""The demo avatar: Grace Hopper's official US Navy portrait (1984, public domain), which matplotlib ships as
+sample data, built once and reused.
+
+Why this photo: a newcomer's first look should be the best case, and this is the one a package ships that is
+a neutral face, lips closed, looking at the camera, with a face 190 px wide (no enlarging). The astronaut
+portrait scikit-image ships, used before, is a broad smile with a 91 px face: the smile folds stay in rounded
+shapes and the face has to be enlarged.
+"""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from pathlib import Path
-
-from PIL import Image
 
 from photoavatar import __version__
 from photoavatar.avatar.bundle import AvatarBundle, load_bundle
@@ -17,18 +21,14 @@ log = logging.getLogger(__name__)
 
 DEMO_ID = "demo"
 SOURCE_DIR = ".demo-source"  # hidden: the avatars folder lists bundles only
-# The portrait's face is about 90 px wide at 512 px, under the 120 px minimum: enlarge it once, smoothly.
-UPSCALE = 2
+SOURCE_NAME = "grace_hopper.jpg"
 
 
 def demo_photo_bytes() -> bytes:
-    from skimage import data
+    """The portrait's file as matplotlib ships it (not re-encoded)."""
+    from matplotlib import cbook
 
-    picture = Image.fromarray(data.astronaut())
-    picture = picture.resize((picture.width * UPSCALE, picture.height * UPSCALE), Image.Resampling.LANCZOS)
-    buffer = io.BytesIO()
-    picture.save(buffer, format="PNG")
-    return buffer.getvalue()
+    return Path(cbook.get_sample_data(SOURCE_NAME, asfileobj=False)).read_bytes()
 
 
 def build_demo_avatar(avatars_dir: Path) -> tuple[AvatarBundle, Path]:
@@ -50,7 +50,7 @@ def build_demo_avatar(avatars_dir: Path) -> tuple[AvatarBundle, Path]:
 
 
 def _write_source_photo(avatars_dir: Path) -> Path:
-    path = avatars_dir / SOURCE_DIR / "astronaut.png"
+    path = avatars_dir / SOURCE_DIR / SOURCE_NAME
     blob = demo_photo_bytes()
     if not path.is_file() or path.read_bytes() != blob:
         path.parent.mkdir(parents=True, exist_ok=True)

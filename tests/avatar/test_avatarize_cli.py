@@ -164,6 +164,7 @@ def test_demo_avatar_is_built_once_then_reused(tmp_path):
 
     bundle, preview = build_demo_avatar(tmp_path / "avatars")
     assert bundle.root == tmp_path / "avatars" / "demo" and preview.is_file()
+    assert bundle.manifest.photo_advice is None  # the best case: nothing to enlarge, turn, relax or warn about
     assert Image.open(preview).size[0] > 1000  # a contact sheet, not a thumbnail
     written_ns = bundle.manifest_path.stat().st_mtime_ns
     again, _ = build_demo_avatar(tmp_path / "avatars")
