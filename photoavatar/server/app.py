@@ -127,13 +127,15 @@ class _ServerState:
         self.speech = speech = self.synthesis.wrap(speech)
         self.request_stats = middleware.RequestStats()
         self.loop_lag = health.LoopLag()
+        self.session_totals = health.SessionTotals()
         limits = settings.limits
         # one model run per worker, by deadline across sessions; a worker per voice instance (PHOTOAVATAR_TTS_MODELS)
         self.scheduler = SynthesisScheduler(settings.tts_models, initializer=_yield_cpu_to_audio)
         self.sessions = SessionRegistry(speech, self.scheduler, settings.max_sessions, settings.session_ttl_s,
                                         min(settings.connect_timeout_s, limits.unconnected_timeout_s),
                                         max_per_owner=limits.sessions_per_address,
-                                        max_unconnected=limits.max_unconnected_sessions)
+                                        max_unconnected=limits.max_unconnected_sessions,
+                                        on_close=self.session_totals.retire)
         self.transports = Transports(settings.transport)
         self.tokens = SessionTokens(settings.session_secret)
         self.avatars = AvatarStore(settings.avatars_dir)
@@ -143,7 +145,8 @@ class _ServerState:
         self.request_rate = RateLimiter(settings.requests_per_minute)
 
     def metrics(self) -> list[health.Metric]:
-        return health.server_metrics(self.sessions, self.jobs, self.request_stats, self.synthesis, self.loop_lag)
+        return health.server_metrics(self.sessions, self.jobs, self.request_stats, self.synthesis, self.loop_lag,
+                                     self.session_totals)
 
     def load_voice(self, voice_id: str) -> None:
         """Load (and warm up) a session's voice as it opens, so its first /speak does not pay for it."""

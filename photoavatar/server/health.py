@@ -83,6 +83,24 @@ class SynthesisGauge:
         return counted
 
 
+@dataclass
+class SessionTotals:
+    """What closed sessions counted, so the /metrics counters keep them after the sessions are gone."""
+
+    closed: int = 0
+    underrun_frames: int = 0
+    late_frames: int = 0
+
+    def retire(self, session) -> None:
+        self.closed += 1
+        self.underrun_frames += session.transport.playout.underrun_frames
+        self.late_frames += _late_frames(session)
+
+
+def _late_frames(session) -> int:
+    return getattr(getattr(session.transport, "track", None), "late_frames", 0)  # LiveKit paces in its SDK
+
+
 # -- the routes -------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -139,7 +157,8 @@ def parse(text: str) -> dict[str, float]:
     return values
 
 
-def server_metrics(sessions, jobs, stats, synthesis: SynthesisGauge, lag: LoopLag) -> list[Metric]:
+def server_metrics(sessions, jobs, stats, synthesis: SynthesisGauge, lag: LoopLag,
+                   totals: SessionTotals) -> list[Metric]:
     """Every metric of /metrics: SESSIONS (the registry), JOBS (avatar jobs), STATS (the request guard's)."""
     open_sessions = list(sessions.all())
     connected = sum(1 for s in open_sessions if s.transport.connected)
@@ -151,11 +170,13 @@ def server_metrics(sessions, jobs, stats, synthesis: SynthesisGauge, lag: LoopLa
                [({}, sum(s.queued_utterances for s in open_sessions))]),
         Metric("photoavatar_synthesis_in_flight", "gauge", "utterances being synthesised now",
                [({}, synthesis.in_flight)]),
-        Metric("photoavatar_underrun_frames", "gauge",
-               "20 ms frames padded with silence mid-utterance (speech was late), open sessions",
-               [({}, sum(s.transport.playout.underrun_frames for s in open_sessions))]),
-        Metric("photoavatar_late_frames", "gauge", "audio frames sent more than 40 ms late, open sessions",
-               [({}, sum(getattr(getattr(s.transport, "track", None), "late_frames", 0) for s in open_sessions))]),
+        Metric("photoavatar_sessions_closed_total", "counter", "sessions ended (by the client, expiry or reaper)",
+               [({}, totals.closed)]),
+        Metric("photoavatar_underrun_frames_total", "counter",
+               "20 ms frames padded with silence mid-utterance because speech was late",
+               [({}, totals.underrun_frames + sum(s.transport.playout.underrun_frames for s in open_sessions))]),
+        Metric("photoavatar_late_frames_total", "counter", "audio frames sent more than 40 ms after they were due",
+               [({}, totals.late_frames + sum(_late_frames(s) for s in open_sessions))]),
         Metric("photoavatar_avatar_jobs", "gauge", "avatar jobs by state",
                [({"state": state}, count) for state, count in sorted(job_states.items())]),
         Metric("photoavatar_http_responses_total", "counter", "HTTP responses by status class",
