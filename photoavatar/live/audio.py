@@ -196,6 +196,12 @@ class PacedAudioTrack(MediaStreamTrack):
     def frames_sent(self) -> int:
         return self._frames_sent
 
+    @property
+    def started_at_s(self) -> float | None:
+        """The clock's time at which stream sample 0 went out (None before the first frame): the stream clock
+        the video track (live/video.py) is paced on."""
+        return self._started_at_s
+
     def rtp_timestamp_at(self, stream_sample: int) -> int:
         if self._rtp_origin is None:
             raise RuntimeError("the RTP origin is not known before the first frame has been sent")

@@ -19,6 +19,7 @@ from livekit import api, rtc
 from photoavatar.live import protocol
 from photoavatar.live.audio import FRAME_SAMPLES, RTP_MODULO, SAMPLE_RATE_HZ, Playout
 from photoavatar.live.transport import ConnectInfo, SessionAccess, SignallingError, TransportUnavailable
+from photoavatar.live.video import SpeechOnVideo
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class LiveKitTransport:
     max_message_bytes = MAX_DATA_PACKET_BYTES
 
     def __init__(self, url: str, api_key: str, api_secret: str, room: str, queue_ms: int = QUEUE_MS,
-                 join_timeout_s: float = JOIN_TIMEOUT_S):
+                 join_timeout_s: float = JOIN_TIMEOUT_S, video=None):
         if not (url and api_key and api_secret):
             raise LiveKitConfigError("LiveKit needs LIVEKIT_URL, LIVEKIT_API_KEY and LIVEKIT_API_SECRET together")
         self.url, self.room_name = url, room
@@ -65,6 +66,11 @@ class LiveKitTransport:
         self._viewer_joined = False
         self._closed = False
         self.frames_sent = 0
+        self.video = None  # VIDEO (an animate.frames.FrameRenderer): a camera track beside the voice
+        if video is not None:
+            from photoavatar.live.livekit_video import LiveKitVideo
+
+            self.video = LiveKitVideo(SpeechOnVideo(video, lambda rtp: rtp / SAMPLE_RATE_HZ))
 
     @staticmethod
     def unique_room(room_hint: str) -> str:
@@ -101,13 +107,21 @@ class LiveKitTransport:
         options = rtc.TrackPublishOptions(source=rtc.TrackSource.SOURCE_MICROPHONE)
         await participant.publish_track(track, options)
         self._participant = participant
+        if self.video is not None:  # before the pump starts: it pushes the audio through the video's synchroniser
+            await self.video.publish(participant, self.source)
         self._tasks = [asyncio.create_task(self.pump_audio()), asyncio.create_task(self._send_messages())]
+        if self.video is not None:
+            self._tasks.append(asyncio.create_task(self.video.pump_video()))
 
     async def pump_audio(self) -> None:
         """Playout -> AudioSource, 20 ms at a time; capture_frame waits while the SDK queue is full."""
         while True:
             samples = self.playout.next_frame()
-            await self.source.capture_frame(rtc.AudioFrame(samples.tobytes(), SAMPLE_RATE_HZ, 1, FRAME_SAMPLES))
+            frame = rtc.AudioFrame(samples.tobytes(), SAMPLE_RATE_HZ, 1, FRAME_SAMPLES)
+            if self.video is not None:  # through the synchroniser, which then knows the audio clock
+                await self.video.push_audio(frame)
+            else:
+                await self.source.capture_frame(frame)
             self.frames_sent += 1
 
     async def _send_messages(self) -> None:
@@ -150,6 +164,8 @@ class LiveKitTransport:
         return stream_sample % RTP_MODULO
 
     def send(self, message: protocol.Message) -> None:
+        if self.video is not None:
+            self.video.speech.handle(message)
         for text in protocol.encode_pieces(message, self.max_message_bytes):
             self._outbox.put_nowait((message.label, text.encode()))
 
@@ -160,6 +176,8 @@ class LiveKitTransport:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.video is not None:
+            await self.video.aclose()
         if self.source is not None:
             await self.source.aclose()
         if self.room is not None:

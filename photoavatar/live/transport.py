@@ -63,6 +63,7 @@ class Transport(Protocol):
     anchor: str  # protocol.ANCHORS: "rtp" (client maps rtp_timestamp) | "onset" (first audio after silence)
     max_message_bytes: int  # the largest message the client accepts; send() splits larger ones (encode_pieces)
     playout: Playout
+    video: object | None  # the session's server-rendered video (live/video.py); None when it has none
 
     @property
     def connected(self) -> bool:

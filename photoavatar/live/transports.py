@@ -39,14 +39,16 @@ class Transports:
         finally:
             ice.restrict_to_loopback(before)
 
-    def new(self, room_hint: str) -> Transport:
-        """A fresh transport for one session; ROOM_HINT names its LiveKit room (the avatar id)."""
+    def new(self, room_hint: str, video=None) -> Transport:
+        """A fresh transport for one session; ROOM_HINT names its LiveKit room (the avatar id). VIDEO, an
+        animate.frames.FrameRenderer, adds a video track of the avatar (live/video.py)."""
         settings = self.settings
         if settings.kind == "livekit":
             from photoavatar.live.livekit import LiveKitTransport  # the SDK loads only when LiveKit is used
 
             return LiveKitTransport(settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret,
-                                    LiveKitTransport.unique_room(room_hint), join_timeout_s=settings.join_timeout_s)
+                                    LiveKitTransport.unique_room(room_hint), join_timeout_s=settings.join_timeout_s,
+                                    video=video)
         from photoavatar.live.webrtc import WebRtcTransport
 
-        return WebRtcTransport(settings.ice_servers, loopback_only=settings.ice_loopback)
+        return WebRtcTransport(settings.ice_servers, loopback_only=settings.ice_loopback, video=video)

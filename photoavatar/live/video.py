@@ -200,11 +200,20 @@ class PacedVideoTrack(MediaStreamTrack):
 
 
 class VideoTrackOfSession:
-    """What a WebRTC transport holds for a video session: the mouth (`speech`) and the track (`track`)."""
+    """What a WebRTC transport holds for a video session: the mouth (`speech`) and the track (`track`).
 
-    def __init__(self, renderer: FrameRenderer, audio_track, stream_time_of_rtp: Callable[[int], float]):
+    STREAM_START_S is the audio track's `started_at_s` (read at each frame: the transport may replace its track).
+    """
+
+    def __init__(self, renderer: FrameRenderer, stream_start_s: Callable[[], float | None],
+                 stream_time_of_rtp: Callable[[int], float]):
         self.speech = SpeechOnVideo(renderer, stream_time_of_rtp)
-        self.track = PacedVideoTrack(self.speech, lambda: audio_track.started_at_s)
+        self._stream_start_s = stream_start_s
+        self.track = PacedVideoTrack(self.speech, stream_start_s)
+
+    def renew_track(self) -> None:
+        """A fresh track for the next peer connection (the last one was closed with its track)."""
+        self.track = PacedVideoTrack(self.speech, self._stream_start_s)
 
 
 def session_video_renderer(bundle_folder: Path) -> FrameRenderer:

@@ -16,6 +16,7 @@ from photoavatar.live import ice, protocol
 from photoavatar.live.audio import PacedAudioTrack, Playout
 from photoavatar.live.sdp_check import DEFAULT_MAX_MESSAGE_BYTES, check_offer
 from photoavatar.live.transport import ConnectInfo, SessionAccess, SignallingError
+from photoavatar.live.video import VideoTrackOfSession
 
 log = logging.getLogger(__name__)
 
@@ -44,12 +45,15 @@ class WebRtcTransport:
     kind = "webrtc"
     anchor = "rtp"
 
-    def __init__(self, ice_servers: list[str] | None = None, *, loopback_only: bool = False):
+    def __init__(self, ice_servers: list[str] | None = None, *, loopback_only: bool = False, video=None):
         """LOOPBACK_ONLY drops the client's candidates that are not 127.0.0.1; what this process gathers is
         the process-wide ICE mode (`ice.restrict_to_loopback`), which the server sets once at start."""
         self.playout = Playout()
         self._loopback_only = loopback_only
         self.track = PacedAudioTrack(self.playout)
+        # VIDEO (an animate.frames.FrameRenderer): a video track beside the audio, on the same stream clock
+        self.video = (VideoTrackOfSession(video, lambda: self.track.started_at_s, self._stream_time_of_rtp)
+                      if video is not None else None)
         self._configuration = ice_configuration(ice_servers or [])
         self._pc: RTCPeerConnection | None = None
         self._channels: dict[str, object] = {}
@@ -78,6 +82,8 @@ class WebRtcTransport:
             raise SignallingError("this session is closed: start a new session")
         offer_sdp, facts = check_offer(offer_sdp)  # SignallingError (400) saying what is wrong
         self.max_message_bytes = facts.max_message_bytes
+        if self.video is not None and "\nm=video " not in offer_sdp.replace("\r\n", "\n"):
+            raise SignallingError("this session has video: add a recvonly video transceiver before createOffer")
         if self._loopback_only:
             offer_sdp = ice.loopback_candidates_only(offer_sdp)
         pc = RTCPeerConnection(self._configuration)
@@ -87,11 +93,15 @@ class WebRtcTransport:
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             self.track.attach_sender(pc.addTrack(self.track))
+            if self.video is not None:  # the same peer connection: one media stream id, so the client syncs them
+                self.video.track.attach_sender(pc.addTrack(self.video.track))
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as error:  # aiortc's parser raises anything; the session stays open for a good offer
             log.info("refused an SDP offer: %r", error)
             await pc.close()
             self._pc, self.track = None, PacedAudioTrack(self.playout)
+            if self.video is not None:
+                self.video.renew_track()
             raise SignallingError(f"cannot answer this SDP offer ({type(error).__name__}: {str(error)[:120]}): "
                                   "send the browser's full offer") from None
         return pc.localDescription.sdp
@@ -100,7 +110,13 @@ class WebRtcTransport:
         """The RTP time at which the receiver's decoder outputs playout sample `stream_sample`."""
         return self.track.rtp_timestamp_at(stream_sample + OPUS_LOOKAHEAD_SAMPLES)
 
+    def _stream_time_of_rtp(self, rtp_timestamp: int) -> float:
+        """Stream seconds of an RTP timestamp that rtp_timestamp_at gave (the moment a sample is heard)."""
+        return ((rtp_timestamp - self.track.rtp_timestamp_at(0)) % protocol.RTP_MODULO) / protocol.RTP_CLOCK_HZ
+
     def send(self, message: protocol.Message) -> None:
+        if self.video is not None:
+            self.video.speech.handle(message)
         for text in protocol.encode_pieces(message, self.max_message_bytes):
             channel = self._channels.get(message.label)
             if channel is not None and channel.readyState == "open":
@@ -111,6 +127,8 @@ class WebRtcTransport:
     async def close(self) -> None:
         self._closed = True
         self.track.stop()
+        if self.video is not None:
+            self.video.track.stop()
         if self._pc is not None:
             await self._pc.close()
 

@@ -26,6 +26,7 @@ from photoavatar.live.synthesis import SynthesisScheduler
 from photoavatar.live.tokens import SessionTokens, TokenError
 from photoavatar.live.transport import LiveError, SessionAccess
 from photoavatar.live.transports import Transports
+from photoavatar.live.video import session_video_renderer
 from photoavatar.server import health, middleware
 from photoavatar.server.audio_routes import audio_routes
 from photoavatar.server.auth import api_key_refusal
@@ -51,6 +52,7 @@ WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 class SessionRequest(BaseModel):
     avatar_id: str = Field(max_length=200)
     voice_id: str | None = Field(default=None, max_length=200)
+    video: bool = False  # also send the avatar as a video track, composed on the server (docs/protocol.md)
 
 
 class SpeakRequest(BaseModel):
@@ -234,7 +236,7 @@ def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
         client = request.client.host if request.client else "unknown"
         _limit(state.session_rate, client, "new sessions from this address")
         try:
-            state.avatars.existing(body.avatar_id)
+            folder = state.avatars.existing(body.avatar_id)
         except InvalidAvatarId as error:
             raise _http(400, str(error)) from None
         except AvatarNotFound as error:
@@ -244,8 +246,10 @@ def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
             raise _http(400, f"unknown voice {body.voice_id!r}: GET /voices lists the voices "
                              f"({', '.join(sorted(known_voices)) or 'none'})")
         try:
+            video = await asyncio.to_thread(session_video_renderer, folder) if body.video else None
             session = state.sessions.open(body.avatar_id, body.voice_id,
-                                          lambda: state.transports.new(room_hint=body.avatar_id), owner=client)
+                                          lambda: state.transports.new(room_hint=body.avatar_id, video=video),
+                                          owner=client)
         except LiveError as error:
             raise _http(error.http_status, str(error)) from None
         if body.voice_id is not None:
@@ -319,6 +323,7 @@ async def _session_answer(state: _ServerState, session: LiveSession, request: Re
         raise _http(error.http_status, str(error)) from None
     assets = asset_urls(session.avatar_id)
     return {"session_id": session.session_id, "transport": session.transport.kind, "url": connect.url,
+            "video": session.transport.video is not None,
             "token": connect.token, "session_token": session_token,
             "labels": {label: label for label in LABELS}, "assets": assets, "expires_at": expires,
             "ice_servers": state.settings.ice_servers}
