@@ -17,6 +17,7 @@ its own (one thread per open stream), never on a text-to-speech worker that othe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import queue
 from collections.abc import Iterator
@@ -32,6 +33,9 @@ from photoavatar.speech.types import SpeechSegment
 
 _DONE = object()
 STREAM_IDLE_TIMEOUT_S = 30.0  # a stream that sends nothing this long is ended
+# Segments waiting to play; a stream whose utterance ended (barge-in, /stop) stops being read, and is ended
+# when this many (about 20 s of audio) pile up, not left to grow.
+MAX_WAITING_SEGMENTS = 500
 
 
 def audio_routes(state) -> APIRouter:
@@ -88,7 +92,7 @@ async def _run_stream(socket: WebSocket, session, streams: SynthesisScheduler) -
     if not isinstance(start, dict) or "sample_rate_hz" not in start:
         raise AudioInputError('the first message must be JSON {"sample_rate_hz": ..., "barge_in": true}')
     analyser = AudioStreamAnalyser(int(start["sample_rate_hz"]))
-    ready: queue.Queue = queue.Queue()
+    ready: queue.Queue = queue.Queue(MAX_WAITING_SEGMENTS)
     utterance_id = session.speak(str(start.get("text", "")), barge_in=bool(start.get("barge_in", True)),
                                  segments=_queued(ready), scheduler=streams)
     await socket.send_json({"type": "started", "utterance_id": utterance_id, "max_delay_s": MAX_DELAY_S})
@@ -101,15 +105,24 @@ async def _run_stream(socket: WebSocket, session, streams: SynthesisScheduler) -
             if message.get("bytes") is not None:
                 received += len(message["bytes"]) // 2
                 for segment in await run_in_threadpool(analyser.push, message["bytes"]):
-                    ready.put(segment)
+                    _hand_over(ready, segment)
             elif message.get("text") is not None and json.loads(message["text"]).get("type") == "end":
                 for segment in await run_in_threadpool(analyser.finish):
-                    ready.put(segment)
+                    _hand_over(ready, segment)
                 await socket.send_json({"type": "ended", "utterance_id": utterance_id,
                                         "seconds": round(received / analyser.sample_rate_hz, 3)})
                 break
     finally:
-        ready.put(_DONE)
+        with contextlib.suppress(queue.Full):
+            ready.put_nowait(_DONE)
+
+
+def _hand_over(ready: queue.Queue, segment: SpeechSegment) -> None:
+    try:
+        ready.put_nowait(segment)
+    except queue.Full:
+        raise AudioInputError("this stream's utterance is no longer playing (barge-in or /stop ended it): "
+                              "open a new audio stream for new speech") from None
 
 
 def _queued(ready: queue.Queue) -> Iterator[SpeechSegment]:

@@ -86,6 +86,29 @@ def test_the_phone_loop_finds_most_closures(spoken):
     assert accuracy.closure_recall >= 0.6, accuracy
 
 
+def test_telephone_and_clipped_audio_still_align(spoken):
+    sample = spoken[0]
+    narrowband = decode_audio(encode(_resampled(sample.samples, sample.sample_rate_hz, 8000), 8000))
+    assert narrowband.sample_rate_hz == 8000
+    loud = np.clip(sample.samples.astype(np.int32) * 6, -32768, 32767).astype(np.int16)
+    clipped = checked_audio(loud, sample.sample_rate_hz)
+    assert clipped.clipped_fraction > 0.02
+    for audio in (narrowband, clipped):
+        timing = time_phonemes(audio, sample.text)
+        assert timing.method == ALIGNED
+        scale = sample.sample_rate_hz / audio.sample_rate_hz
+        truth = build_viseme_events(sample.phonemes, sample.sample_rate_hz)
+        estimated = build_viseme_events(timing.phonemes, audio.sample_rate_hz)
+        accuracy = compare(truth, estimated)
+        assert accuracy.onset_median_ms <= 50 and accuracy.closure_recall >= 0.7, (scale, accuracy)
+
+
+def _resampled(samples: np.ndarray, rate: int, new_rate: int) -> np.ndarray:
+    from scipy.signal import resample_poly
+
+    return np.clip(resample_poly(samples.astype(np.float64), new_rate, rate), -32768, 32767).astype(np.int16)
+
+
 def test_other_languages_use_the_phone_loop(spoken):
     sample = spoken[0]
     timing = time_phonemes(checked_audio(sample.samples, sample.sample_rate_hz), language="de")
@@ -152,3 +175,6 @@ def test_music_and_noise_give_a_valid_timeline_not_a_crash(name, signal, rate):
         for segment in segments:
             assert all(e.end_s > e.start_s for e in segment.visemes)
         assert abs(max(e.end_s for e in segments[-1].visemes) - segments[-1].audio.end_sample / rate) < 1e-6
+    # without a transcript nothing is heard as speech: the mouth stays at rest
+    speaking = [p for p in time_phonemes(audio).phonemes if p.phoneme.strip()]
+    assert sum(p.duration_samples for p in speaking) < 0.1 * len(signal), speaking

@@ -99,3 +99,5 @@ def test_bad_pcm_is_refused_clearly():
         analyser.push(np.zeros(1600, dtype=np.int16))
     with pytest.raises(AudioInputError, match="too low"):
         AudioStreamAnalyser(4000)
+    with pytest.raises(AudioInputError, match="may last 600 s"):
+        AudioStreamAnalyser(8000).push(np.zeros(601 * 8000, dtype=np.int16))
