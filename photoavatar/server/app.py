@@ -125,8 +125,7 @@ class _ServerState:
             voices = voices if voices is not None else engine.voices()
         self._engine = engine
         self.voices = voices or []
-        self.synthesis = health.SynthesisGauge()
-        self.speech = speech = self.synthesis.wrap(speech)
+        self.speech = speech
         self.request_stats = middleware.RequestStats()
         self.loop_lag = health.LoopLag()
         self.session_totals = health.SessionTotals()
@@ -147,7 +146,7 @@ class _ServerState:
         self.request_rate = RateLimiter(settings.requests_per_minute)
 
     def metrics(self) -> list[health.Metric]:
-        return health.server_metrics(self.sessions, self.jobs, self.request_stats, self.synthesis, self.loop_lag,
+        return health.server_metrics(self.sessions, self.jobs, self.request_stats, self.scheduler, self.loop_lag,
                                      self.session_totals)
 
     def load_voice(self, voice_id: str) -> None:

@@ -11,8 +11,8 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
@@ -59,28 +59,6 @@ class LoopLag:
     def take_worst(self) -> float:
         worst, self.worst_s = self.worst_s, self.latest_s
         return worst
-
-
-@dataclass
-class SynthesisGauge:
-    """Counts utterances being synthesised right now, by wrapping the speech source the sessions use."""
-
-    in_flight: int = 0
-    started_total: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def wrap(self, speech: Callable[..., Iterator]) -> Callable[..., Iterator]:
-        def counted(*args, **kwargs) -> Iterator:
-            with self._lock:
-                self.in_flight += 1
-                self.started_total += 1
-            try:
-                yield from speech(*args, **kwargs)
-            finally:  # runs when the generator ends, fails or is closed (a cut utterance)
-                with self._lock:
-                    self.in_flight -= 1
-
-        return counted
 
 
 @dataclass
@@ -157,9 +135,9 @@ def parse(text: str) -> dict[str, float]:
     return values
 
 
-def server_metrics(sessions, jobs, stats, synthesis: SynthesisGauge, lag: LoopLag,
-                   totals: SessionTotals) -> list[Metric]:
-    """Every metric of /metrics: SESSIONS (the registry), JOBS (avatar jobs), STATS (the request guard's)."""
+def server_metrics(sessions, jobs, stats, synthesis, lag: LoopLag, totals: SessionTotals) -> list[Metric]:
+    """Every metric of /metrics: SESSIONS (the registry), JOBS (avatar jobs), STATS (the request guard's),
+    SYNTHESIS (the live SynthesisScheduler: model runs now, utterances with runs still to do)."""
     open_sessions = list(sessions.all())
     connected = sum(1 for s in open_sessions if s.transport.connected)
     job_states = jobs.counts()
@@ -168,8 +146,10 @@ def server_metrics(sessions, jobs, stats, synthesis: SynthesisGauge, lag: LoopLa
                [({"state": "connected"}, connected), ({"state": "unconnected"}, len(open_sessions) - connected)]),
         Metric("photoavatar_utterances_queued", "gauge", "utterances waiting to be spoken, all sessions",
                [({}, sum(s.queued_utterances for s in open_sessions))]),
-        Metric("photoavatar_synthesis_in_flight", "gauge", "utterances being synthesised now",
-               [({}, synthesis.in_flight)]),
+        Metric("photoavatar_synthesis_in_flight", "gauge", "model runs (synthesis steps) running now",
+               [({}, synthesis.running())]),
+        Metric("photoavatar_synthesis_streams", "gauge", "utterances with synthesis still to do",
+               [({}, synthesis.pending())]),
         Metric("photoavatar_sessions_closed_total", "counter", "sessions ended (by the client, expiry or reaper)",
                [({}, totals.closed)]),
         Metric("photoavatar_underrun_frames_total", "counter",

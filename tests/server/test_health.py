@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import threading
-
 from test_app import open_session, server
 
-from photoavatar.server.health import SynthesisGauge, parse
+from photoavatar.server.health import parse
 
 
 async def test_health_answers_while_the_loop_runs(tmp_path):
@@ -33,30 +31,10 @@ async def test_metrics_show_sessions_queue_responses_and_the_process(tmp_path):
         assert values["photoavatar_process_resident_bytes"] > 50e6
         assert values["photoavatar_process_open_fds"] > 3 and values["photoavatar_process_threads"] >= 2
         assert values['photoavatar_avatar_jobs{state="running"}'] == 0
-        for name in ("photoavatar_synthesis_in_flight", "photoavatar_underrun_frames_total",
+        for name in ("photoavatar_synthesis_in_flight", "photoavatar_synthesis_streams", "photoavatar_underrun_frames_total",
                      "photoavatar_late_frames_total", "photoavatar_event_loop_lag_seconds"):
             assert values[name] >= 0
         assert (await http.delete(f"/sessions/{session['session_id']}", headers=auth)).status_code == 204
         values = parse((await http.get("/metrics")).text)
         assert values["photoavatar_sessions_closed_total"] == 1 and values['photoavatar_sessions{state="unconnected"}'] == 0
         assert "# TYPE photoavatar_http_responses_total counter" in reply.text
-
-
-def test_the_synthesis_gauge_counts_while_a_source_runs_and_after_it_is_cut():
-    gauge = SynthesisGauge()
-    release = threading.Event()
-
-    def source(text, voice_id):
-        for word in text.split():
-            release.wait(5)
-            yield word
-
-    counted = gauge.wrap(source)
-    first, second = counted("one two three", None), counted("four five", None)
-    assert gauge.in_flight == 0  # nothing runs until a worker starts iterating
-    release.set()
-    assert next(first) == "one" and next(second) == "four"
-    assert gauge.in_flight == 2
-    assert list(second) == ["five"] and gauge.in_flight == 1
-    first.close()  # a cut utterance: the session closes its generator
-    assert gauge.in_flight == 0 and gauge.started_total == 2
