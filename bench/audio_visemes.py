@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from photoavatar.speech.audio_input import checked_audio  # noqa: E402
 from photoavatar.speech.audio_speech import time_phonemes  # noqa: E402
-from photoavatar.speech.audio_stream import HOLD_BACK_S, AudioStreamAnalyser  # noqa: E402
+from photoavatar.speech.audio_stream import HOLD_BACK_S, MAX_DELAY_S, AudioStreamAnalyser  # noqa: E402
 from photoavatar.speech.phone_recognition import recognise_phones  # noqa: E402
 from photoavatar.speech.piper_engine import PiperEngine  # noqa: E402
 from photoavatar.speech.timeline import build_viseme_events  # noqa: E402
@@ -54,13 +54,18 @@ def offline_events(sample: Spoken, mode: str) -> list[VisemeEvent]:
     return build_viseme_events(phonemes, sample.sample_rate_hz)
 
 
+WORST_LAG_S: list[float] = []  # how far emitted audio trailed the input, per streamed sentence
+
+
 def streamed_events(sample: Spoken) -> list[VisemeEvent]:
     analyser = AudioStreamAnalyser(sample.sample_rate_hz)
     step = int(STREAM_FRAME_S * sample.sample_rate_hz)
-    segments = []
+    segments, worst = [], 0
     for begin in range(0, len(sample.samples), step):
         segments += analyser.push(sample.samples[begin:begin + step])
+        worst = max(worst, min(begin + step, len(sample.samples)) - (segments[-1].audio.end_sample if segments else 0))
     segments += analyser.finish()
+    WORST_LAG_S.append(worst / sample.sample_rate_hz)
     return [event for segment in segments for event in segment.visemes]
 
 
@@ -103,7 +108,8 @@ def main() -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
     onsets = sum(len(s.phonemes) for s in samples)
     print(f"\n{len(samples)} Piper sentences, {onsets} phonemes; streamed in {STREAM_FRAME_S * 1000:.0f} ms frames, "
-          f"audio held back {HOLD_BACK_S * 1000:.0f} ms; load average {os.getloadavg()[0]:.2f}")
+          f"audio held back at most {max(WORST_LAG_S) * 1000:.0f} ms (stated {MAX_DELAY_S * 1000:.0f} ms: hold-back "
+          f"{HOLD_BACK_S * 1000:.0f} + emit step + decoder lag); load average {os.getloadavg()[0]:.2f}")
     print(f"median sentence {statistics.median(len(s.samples) / s.sample_rate_hz for s in samples):.1f} s")
 
 

@@ -21,6 +21,7 @@ import contextlib
 import json
 import queue
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter, Form, Header, UploadFile, WebSocket, WebSocketDisconnect
 from starlette.concurrency import run_in_threadpool
@@ -36,14 +37,17 @@ STREAM_IDLE_TIMEOUT_S = 30.0  # a stream that sends nothing this long is ended
 # Segments waiting to play; a stream whose utterance ended (barge-in, /stop) stops being read, and is ended
 # when this many (about 20 s of audio) pile up, not left to grow.
 MAX_WAITING_SEGMENTS = 500
+ANALYSIS_WORKERS = 2  # files analysed at once; more wait their turn
 
 
 def audio_routes(state) -> APIRouter:
     """The routes, over the server's state (server/app.py registers them with one include_router)."""
-    from photoavatar.server.app import _authorised_session, _http, _limit  # the one auth and limit rule
+    from photoavatar.server.app import _authorised_session, _http, _limit, _yield_cpu_to_audio
 
     router = APIRouter()
     streams = SynthesisScheduler(max(1, state.settings.max_sessions))
+    # Files are analysed (seconds of CPU) at the TTS threads' low priority: the 20 ms audio pacing must win.
+    analysis = ThreadPoolExecutor(ANALYSIS_WORKERS, "audio-analysis", initializer=_yield_cpu_to_audio)
 
     @router.post("/speak-audio", status_code=202, summary="play speech audio in a session, with visemes")
     async def speak_audio(audio: UploadFile, session_id: str = Form(max_length=200),
@@ -57,7 +61,8 @@ def audio_routes(state) -> APIRouter:
         if len(data) > MAX_FILE_BYTES:
             raise _http(413, f"the audio is larger than {MAX_FILE_BYTES // 2**20} MiB: send a compressed or shorter file")
         try:
-            decoded, timing, segments = await run_in_threadpool(_analyse, data, transcript, language)
+            decoded, timing, segments = await asyncio.get_running_loop().run_in_executor(
+                analysis, _analyse, data, transcript, language)
         except AudioInputError as error:
             raise _http(400, str(error)) from None
         utterance_id = session.speak(transcript or "", barge_in=barge_in, segments=segments)
