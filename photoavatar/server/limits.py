@@ -37,6 +37,9 @@ class Limits:
     header_timeout_s: int = 10  # PHOTOAVATAR_HEADER_TIMEOUT_S: a request's head must arrive within this
     body_timeout_s: int = 15  # PHOTOAVATAR_BODY_TIMEOUT_S: longest pause while a request body arrives
     keep_alive_s: int = 5  # PHOTOAVATAR_KEEP_ALIVE_S: idle keep-alive connections are closed after this
+    # Past this many open HTTP connections (or requests in progress) uvicorn answers 503 at once: file
+    # descriptors and memory per connection stay bounded whatever a crowd of clients does.
+    max_connections: int = 1000  # PHOTOAVATAR_MAX_CONNECTIONS
 
     @classmethod
     def from_settings(cls) -> Limits:

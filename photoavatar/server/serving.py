@@ -69,4 +69,5 @@ def uvicorn_config(app, host: str, port: int, limits: Limits, log_level: str = "
     protocol = type("GuardedH11Protocol", (GuardedH11Protocol,), {"header_timeout_s": limits.header_timeout_s})
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, http=protocol, ws="none",
                           timeout_keep_alive=limits.keep_alive_s, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
-                          h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES)
+                          h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
+                          limit_concurrency=limits.max_connections)

@@ -72,3 +72,17 @@ def test_an_idle_keep_alive_connection_is_closed_and_a_slow_body_ends(tmp_path):
             client.settimeout(8)
             reply = client.recv(4096)
         assert reply.startswith(b"HTTP/1.1 408"), reply
+
+
+def test_connections_past_the_limit_get_503_at_once(tmp_path):
+    with running(tmp_path, Limits(max_connections=3, header_timeout_s=30)) as port:
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
+        try:
+            time.sleep(0.3)
+            with socket.create_connection(("127.0.0.1", port)) as client:
+                client.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                client.settimeout(5)
+                assert client.recv(4096).startswith(b"HTTP/1.1 503")
+        finally:
+            for connection in idle:
+                connection.close()
