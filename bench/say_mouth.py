@@ -7,11 +7,19 @@ the median inside bilabials (M, B, P). Each row changes one thing, so the row th
 - encoded MP4, phones from the MP4's own audio (what the issue scored)
 - encoded MP4, phones from the synthesised audio (the audio track's timing taken out)
 - composed frames, not encoded (the encoder taken out)
-- composed at 60 fps (frame sampling taken out)
+- the mixer at the start of each frame (the old `say`) instead of its middle (animate/frames.py)
 - without the loudness rule
-- sampled at the middle of each frame's display interval (the half-frame lag of sampling at its start)
+- composed at 60 fps (frame sampling taken out)
+Then the same score over several syntheses of the sentence: Piper draws new noise every time, so each run is a
+different timeline, and the spread between runs is the score's own uncertainty.
 
-Run: .venv/bin/python bench/say_mouth.py [--avatar BUNDLE] [--photo grace_hopper.jpg]
+Finding (grace_hopper.jpg, 2026-12-02): the encoder, the MP4's audio timing and the loudness rule move the score
+by less than the spread between syntheses (0.12 to 0.25 for one renderer); the open-vowel frames are bimodal
+(E-like mouths for the AY diphthongs, about 0.13; AI/O-like, about 0.37), so the median jumps between the two
+clusters. 0.25 is their midpoint. The one systematic difference was the mixer sampled at the start of each
+40 ms frame, a 20 ms average lag behind the sound; frames.py samples the middle.
+
+Run: .venv/bin/python bench/say_mouth.py [--avatar BUNDLE] [--photo grace_hopper.jpg] [--syntheses 5]
 """
 
 from __future__ import annotations
@@ -28,7 +36,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-from scipy.signal import resample_poly
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "testdata" / "faces"
@@ -46,18 +53,18 @@ class Phone:
 
 
 def align_phones(samples: np.ndarray, rate_hz: int, text: str) -> list[Phone]:
-    """Two-pass pocketsphinx forced alignment of int16 mono audio to TEXT."""
-    import pocketsphinx
+    """Two-pass pocketsphinx forced alignment of int16 mono audio to TEXT, with pocketsphinx's own dictionary
+    (CMUdict, ARPAbet): independent of our phonemiser and timeline."""
+    from photoavatar.speech import sphinx
 
-    audio_16k = resample_poly(samples.astype(np.float32), 16000, rate_hz)
-    pcm = np.clip(audio_16k, -32768, 32767).astype(np.int16).tobytes()
-    decoder = pocketsphinx.Decoder(lm=None, bestpath=False, loglevel="FATAL")
+    pcm = sphinx.to_16k(samples, rate_hz).tobytes()
+    decoder = sphinx.decoder(lm=None, bestpath=False)  # bestpath off: see speech/forced_align.py
     decoder.set_align_text(" ".join(re.sub(r"[^a-z' ]", " ", text.lower()).split()))
-    for pass_index in range(2):
+    for second_pass in (False, True):
         decoder.start_utt()
         decoder.process_raw(pcm, full_utt=True)
         decoder.end_utt()
-        if pass_index == 0:
+        if not second_pass:
             decoder.set_alignment()
     return [Phone(p.name, p.start * PHONE_FRAME_S, (p.start + p.duration) * PHONE_FRAME_S)
             for word in decoder.get_alignment() for p in word]
@@ -110,28 +117,29 @@ def read_mp4_with_audio(path: Path) -> tuple[list[float], np.ndarray, np.ndarray
         return times, np.stack(frames), audio, stream.rate
 
 
-def composed(bundle, spoken, fps: float, *, loudness_rule: bool = True, sample_offset_s: float = 0.0):
-    """Frames composed exactly as `say` composes them, at FPS, the mixer sampled at t + SAMPLE_OFFSET_S."""
-    from photoavatar.animate import render
-    from photoavatar.avatar import compose
-    from photoavatar.avatar.video import read_mp4
+def composed(bundle, spoken, fps: float, *, loudness_rule: bool = True, at_frame_start: bool = False):
+    """Frames of animate/frames.py (the mixer at mid-frame), or with one thing changed, at FPS."""
+    from photoavatar.animate import frames, render
+    from photoavatar.animate.jaw import jaw_weights
+    from photoavatar.animate.mixer import VisemeMixer
+    from photoavatar.avatar.compose import compose_frame
 
-    assets = compose.load_assets(bundle)
-    idle = read_mp4(bundle.idle_video)
-    idle_fps = float(bundle.manifest["fps"])
-    mixer = render.VisemeMixer()
+    if loudness_rule and not at_frame_start and fps == bundle.manifest.fps:
+        rendered = list(frames.talk_frames(bundle, spoken.visemes, spoken.prosody, spoken.duration_s + render.TAIL_S))
+        return [f.time_s - 0.5 / fps for f in rendered], [f.picture for f in rendered]
+    idle, assets = frames.decoded_bundle(bundle)
+    mixer = VisemeMixer()
     mixer.add_events(spoken.visemes)
     mixer.add_prosody(spoken.prosody)
-    times, frames = [], []
+    times, pictures = [], []
     for index in range(int(np.ceil((spoken.duration_s + render.TAIL_S) * fps))):
-        t = index / fps
-        mixed = mixer.advance_to(max(0.0, t + sample_offset_s))
-        weights = compose.jaw_weights(mixed.weights, mixed.loudness) if loudness_rule else mixed.weights
-        frame_index = int(np.floor(t * idle_fps + 1e-4)) % len(idle)
-        frames.append(compose.compose_frame(idle[frame_index], assets, frame_index, weights,
-                                            nod_px=mixed.nod * render.NOD_MAX_PX))
-        times.append(t)
-    return times, frames
+        start_s = index / fps  # when the frame goes on screen
+        mixed = mixer.advance_to(start_s if at_frame_start else start_s + 0.5 / fps)
+        weights = jaw_weights(mixed.weights, mixed.loudness) if loudness_rule else mixed.weights
+        idle_index = int(np.floor(start_s * bundle.manifest.fps + 1e-4)) % len(idle)
+        pictures.append(compose_frame(idle[idle_index], assets, idle_index, weights, nod_px=mixed.nod * frames.NOD_MAX_PX))
+        times.append(start_s)
+    return times, pictures
 
 
 def rows(bundle, spoken, folder: Path) -> list[tuple[str, Callable[[], tuple]]]:
@@ -141,25 +149,39 @@ def rows(bundle, spoken, folder: Path) -> list[tuple[str, Callable[[], tuple]]]:
     mp4 = folder / "say.mp4"
     write_talk_video(bundle, spoken, mp4)
     times, frames, audio, rate = read_mp4_with_audio(mp4)
-    fps = float(bundle.manifest["fps"])
+    fps = float(bundle.manifest.fps)
     mp4_apertures = mouth_apertures(frames)
     mp4_phones = align_phones(audio, rate, spoken.text)
-    half = 0.5 / fps
 
-    def of(result):
-        times_s, picture = result
-        return times_s, mouth_apertures(picture)
-
+    of = _measured
     return [
         ("say MP4, phones from the MP4's audio", lambda: (times, mp4_apertures, mp4_phones)),
         ("say MP4, phones from the synthesised audio", lambda: (times, mp4_apertures, source_phones)),
-        ("composed 25 fps, not encoded", lambda: (*of(composed(bundle, spoken, fps)), source_phones)),
-        ("composed 25 fps, mixer at mid-frame", lambda: (*of(composed(bundle, spoken, fps, sample_offset_s=half)),
-                                                         source_phones)),
-        ("composed 25 fps, no loudness rule", lambda: (*of(composed(bundle, spoken, fps, loudness_rule=False)),
-                                                       source_phones)),
-        ("composed 60 fps, not encoded", lambda: (*of(composed(bundle, spoken, 60.0)), source_phones)),
+        ("composed (frames.py), not encoded", lambda: (*of(composed(bundle, spoken, fps)), source_phones)),
+        ("composed, mixer at the frame's start (old say)",
+         lambda: (*of(composed(bundle, spoken, fps, at_frame_start=True)), source_phones)),
+        ("composed, no loudness rule", lambda: (*of(composed(bundle, spoken, fps, loudness_rule=False)), source_phones)),
+        ("composed at 60 fps", lambda: (*of(composed(bundle, spoken, 60.0)), source_phones)),
     ]
+
+
+def spread(bundle, text: str, count: int) -> None:
+    """The score of one renderer over COUNT syntheses of TEXT: mid-frame (frames.py) and frame-start sampling."""
+    from photoavatar.animate.render import speak_text
+
+    fps = float(bundle.manifest.fps)
+    print(f"\n{'synthesis':<10} {'duration s':>10} {'mid-frame':>10} {'frame start':>12}")
+    for run in range(count):
+        spoken = speak_text(text)
+        phones = align_phones(spoken.samples, spoken.sample_rate_hz, spoken.text)
+        mid = score(*_measured(composed(bundle, spoken, fps)), phones)[2]
+        start = score(*_measured(composed(bundle, spoken, fps, at_frame_start=True)), phones)[2]
+        print(f"{run + 1:<10} {spoken.duration_s:>10.2f} {mid:>10.3f} {start:>12.3f}", flush=True)
+
+
+def _measured(result):
+    times_s, pictures = result
+    return times_s, mouth_apertures(pictures)
 
 
 def main() -> int:
@@ -167,6 +189,7 @@ def main() -> int:
     parser.add_argument("--avatar", type=Path, help="an avatar bundle (default: build one from --photo)")
     parser.add_argument("--photo", default="grace_hopper.jpg", help="a portrait in shared/testdata/faces")
     parser.add_argument("--text", default=SENTENCE)
+    parser.add_argument("--syntheses", type=int, default=5, help="syntheses for the spread table (0: none)")
     args = parser.parse_args()
     load = os.getloadavg()
     print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
@@ -183,6 +206,8 @@ def main() -> int:
         for label, measure in rows(bundle, spoken, folder):
             open_, closed, difference = score(*measure())
             print(f"{label:<46} {open_:>6.3f} {closed:>6.3f} {difference:>9.3f}", flush=True)
+        if args.syntheses:
+            spread(bundle, args.text, args.syntheses)
     return 0
 
 

@@ -1,14 +1,15 @@
 """`photoavatar say`: render a talking video offline with the same pipeline as the live path.
 
-Text -> speech segments (audio + viseme events + prosody) -> the mixer at the video frame rate -> frames
-composed on the idle loop exactly as the web client composes them -> H.264 + AAC in one MP4.
+Text -> speech segments (audio + viseme events + prosody) -> frames from animate/frames.py, the renderer the
+server's video track uses too (the mixer at the middle of each frame's time on screen, the loudness rule, the
+web client's compose on the idle loop) -> H.264 + AAC in one MP4.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -16,17 +17,13 @@ from pathlib import Path
 import av
 import numpy as np
 
-from photoavatar.animate.jaw import jaw_weights
-from photoavatar.animate.mixer import MixerConfig, MixerFrame, VisemeMixer
+from photoavatar.animate.frames import talk_frames
 from photoavatar.avatar.bundle import AvatarBundle, load_bundle
-from photoavatar.avatar.compose import compose_frame, load_assets
-from photoavatar.avatar.video import read_mp4
 from photoavatar.speech.types import ProsodyFrame, SpeechSegment, VisemeEvent
 
 log = logging.getLogger(__name__)
 
 TAIL_S = 0.4  # let the mouth settle back to Rest after the last sound
-NOD_MAX_PX = 1.5
 AUDIO_OUT_RATE_HZ = 44_100
 
 
@@ -82,15 +79,6 @@ def speak_audio(audio: Path, text: str | None = None, language: str = "en-us") -
     return gather(segments_from_audio(decode_audio(audio), text, language), text or "")
 
 
-def mixer_frames(spoken: SpokenText, fps: float, config: MixerConfig | None = None) -> Iterator[MixerFrame]:
-    mixer = VisemeMixer(config)
-    mixer.add_events(spoken.visemes)
-    mixer.add_prosody(spoken.prosody)
-    frame_count = int(np.ceil((spoken.duration_s + TAIL_S) * fps))
-    for index in range(frame_count):
-        yield mixer.advance_to(index / fps)
-
-
 def render_talk(*, avatar: Path, text: str | None, out: Path, voice: str | None = None, engine: str = "piper",
                 timeline_path: Path | None = None, plot_path: Path | None = None, audio: Path | None = None,
                 language: str = "en-us") -> Path:
@@ -111,21 +99,15 @@ def render_talk(*, avatar: Path, text: str | None, out: Path, voice: str | None 
 
 def write_talk_video(bundle: AvatarBundle, spoken: SpokenText, out: Path) -> None:
     """Encode the composed frames and the speech audio; written beside `out`, renamed when complete."""
-    assets = load_assets(bundle)
-    idle = read_mp4(bundle.idle_video)
-    fps = bundle.manifest.fps
+    width, height = bundle.manifest.frame_size_px
     partial = out.with_name(f".{out.name}.partial.mp4")
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with av.open(str(partial), "w", options={"movflags": "+faststart"}) as container:
-            video = _add_video_stream(container, idle[0].shape, fps)
+            video = _add_video_stream(container, (height, width), bundle.manifest.fps)
             audio = container.add_stream("aac", rate=AUDIO_OUT_RATE_HZ, layout="mono")
-            for index, mixed in enumerate(mixer_frames(spoken, fps)):
-                frame_index = index % len(idle)
-                nod_px = mixed.nod * NOD_MAX_PX
-                weights = jaw_weights(mixed.weights, mixed.loudness)
-                picture = compose_frame(idle[frame_index], assets, frame_index, weights, nod_px=nod_px)
-                container.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+            for frame in talk_frames(bundle, spoken.visemes, spoken.prosody, spoken.duration_s + TAIL_S):
+                container.mux(video.encode(av.VideoFrame.from_ndarray(frame.picture, format="rgb24")))
             container.mux(video.encode())
             _encode_audio(container, audio, spoken)
         partial.replace(out)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from photoavatar.animate.frames import frame_time_s, talk_frames
 from photoavatar.animate.mixer import mix
 from photoavatar.animate.render import render_talk
 from photoavatar.avatar.landmarks import detect_faces, mouth_metrics
@@ -56,7 +57,7 @@ def _frames_where(timeline, fps, predicate):
 
     events = [VisemeEvent.from_json(e) for e in timeline["visemes"]]
     prosody = [ProsodyFrame.from_json(p) for p in timeline["prosody"]]
-    times = [i / fps for i in range(int(timeline["duration_s"] * fps))]
+    times = [frame_time_s(i, fps) for i in range(int(timeline["duration_s"] * fps))]  # what frame i shows
     return [i for i, frame in enumerate(mix(events, prosody, times)) if predicate(frame.weights)]
 
 
@@ -77,3 +78,34 @@ def test_rendered_mouth_closes_on_bilabials_and_opens_on_vowels(talk, built_bund
     open_apertures = [aperture(i) for i in open_]
     assert max(closed_apertures) <= 0.05, closed_apertures
     assert np.median(open_apertures) >= 0.12, open_apertures
+
+
+def test_the_mp4_carries_the_shared_renderers_frames_on_its_timeline(talk, built_bundle):
+    """say = animate/frames.py on the utterance's timeline (which tests/web/test_frames_js.py holds to the page),
+    up to the H.264 encoder's noise; a frame off by one would differ by a mouth movement."""
+    from photoavatar.speech.types import ProsodyFrame, VisemeEvent
+
+    out, timeline, _ = talk
+    bundle = built_bundle("grace_hopper.jpg")
+    events = [VisemeEvent.from_json(e) for e in timeline["visemes"]]
+    prosody = [ProsodyFrame.from_json(p) for p in timeline["prosody"]]
+    decoded = read_mp4(out)
+    expected = list(talk_frames(bundle, events, prosody, timeline["duration_s"]))
+    x, y = bundle.atlas_layout.placement_px
+    w, h = bundle.atlas_layout.sprite_size_px
+
+    def difference(decoded_index: int, frame) -> float:
+        return float(np.abs(decoded[decoded_index, y:y + h, x:x + w].astype(float) - frame.picture[y:y + h, x:x + w]).mean())
+
+    assert len(decoded) >= len(expected)
+    def mouth(frame) -> np.ndarray:
+        return frame.picture[y:y + h, x:x + w].astype(float)
+
+    moving = [(a, b, c) for a, b, c in zip(expected, expected[1:], expected[2:], strict=False)
+              if min(np.abs(mouth(a) - mouth(b)).mean(), np.abs(mouth(c) - mouth(b)).mean()) > 3.0]  # b stands out
+    assert len(moving) >= 5, "the sentence moves the mouth from frame to frame"
+    # H.264 (yuv420p, crf 20) changes every pixel by a few levels; the timeline is right if each decoded frame is
+    # closer to the frame rendered for its own index than to its neighbours'.
+    matched = [difference(b.index, b) < min(difference(b.index, a), difference(b.index, c)) for a, b, c in moving]
+    assert np.mean(matched) >= 0.9, np.mean(matched)
+    assert np.median([difference(f.index, f) for f in expected]) < 5.0
