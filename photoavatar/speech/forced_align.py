@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from photoavatar.speech import sphinx
-from photoavatar.speech.phonemize import Phone, phonemize_word, silence
+from photoavatar.speech.engine import SpeechError
+from photoavatar.speech.phonemize import Phone, phonemize_word, silence, spread_over_span
 from photoavatar.speech.types import PhonemeTiming
 
 MAX_TRANSCRIPT_WORDS = 3000
@@ -35,10 +36,13 @@ class _Word:
 
 def transcript_words(transcript: str, language: str) -> list[_Word]:
     words = []
-    for text in _WORD.findall(transcript):
-        phones = tuple(p for p in phonemize_word(text, language) if sphinx.arpabet_for(p.ipa))
-        if phones:
-            words.append(_Word(phones, tuple(sphinx.arpabet_for(p.ipa) for p in phones)))
+    try:
+        for text in _WORD.findall(transcript):
+            phones = tuple(p for p in phonemize_word(text, language) if sphinx.arpabet_for(p.ipa))
+            if phones:
+                words.append(_Word(phones, tuple(sphinx.arpabet_for(p.ipa) for p in phones)))
+    except (SpeechError, sphinx.UnalignablePhonemeError) as error:  # an unknown language or sound
+        raise AlignmentError(f"the transcript cannot be phonemised: {error}") from error
     if len(words) > MAX_TRANSCRIPT_WORDS:
         raise AlignmentError(f"the transcript has {len(words)} words; the limit is {MAX_TRANSCRIPT_WORDS}")
     return words
@@ -94,6 +98,11 @@ def _timings(aligned, words: Sequence[_Word], sample_rate_hz: int, total_samples
         if not name.startswith("w"):  # <sil> and friends
             continue
         word = words[int(name[1:])]
+        if len(phones) != sum(len(stand_in) for stand_in in word.stand_ins):  # not the phones we asked for
+            start, end = max(cursor, at(phones[0][1])), max(cursor, at(phones[-1][1] + phones[-1][2]))
+            timings += silence(cursor, start) + spread_over_span(word.phones, start, end)
+            cursor = max(cursor, end)
+            continue
         position = 0
         for phone, stand_in in zip(word.phones, word.stand_ins, strict=True):
             first, last = phones[position], phones[position + len(stand_in) - 1]

@@ -121,6 +121,15 @@ def test_german_transcripts_are_phonemised_for_alignment():
     assert all(all(stand_in for stand_in in word.stand_ins) for word in words)
 
 
+def test_a_language_espeak_does_not_speak_falls_back_to_recognition(spoken):
+    sample = spoken[2]
+    audio = checked_audio(sample.samples, sample.sample_rate_hz)
+    with pytest.raises(AlignmentError, match="phonemised"):
+        align_transcript(audio.samples, audio.sample_rate_hz, sample.text, "xx-nowhere")
+    timing = time_phonemes(audio, sample.text, "xx-nowhere")
+    assert timing.method == PHONES and "phonemised" in timing.note
+
+
 def test_a_transcript_that_does_not_fit_falls_back_to_recognition(spoken):
     sample = spoken[2]
     audio = checked_audio(sample.samples, sample.sample_rate_hz)
