@@ -5,6 +5,7 @@
 import { Compositor, idleFrameIndex } from "./compose.js";
 import { MixerConfig, REST, VisemeMixer } from "./mixer.js";
 import * as server from "./protocol.js";
+import { ServerVideoView } from "./server_video.js";
 import { StreamOnsetListener, UtteranceScheduler } from "./sync.js";
 
 const $ = (id) => document.getElementById(id);
@@ -15,6 +16,7 @@ const page = {
   state: "idle", detail: "", session: null, link: null, scheduler: null, compositor: null,
   listener: null, audioContext: null, context: null, mediaTimeS: 0, lastFrame: null, pendingSpeakMs: null, pendingServerMs: null,
   restSnapshot: null, mouthBox: null,
+  view: null, // server-video mode (server_video.js): the server composes, a <video> plays; no canvas
 };
 const stats = {
   frames: 0, fps: 0, drawMs: 0, blendMs: 0, outputLatencyMs: 0,
@@ -128,20 +130,24 @@ async function connect(event) {
   await disconnect();
   setState("connecting", "creating a session");
   try {
-    const session = await server.createSession(base, $("avatar-select").value, $("voice-select").value || null);
+    const serverVideo = $("server-video").checked;
+    const session = await server.createSession(base, $("avatar-select").value, $("voice-select").value || null,
+      { video: serverVideo });
     page.session = session;
     setState("connecting", "loading the avatar");
-    const { compositor, manifest } = await Compositor.load(session.assets);
+    const { compositor, manifest } = serverVideo ? { compositor: null, manifest: null } : await Compositor.load(session.assets);
     page.compositor = compositor;
-    const video = await startIdleVideo(session.assets.idle);
-    sizeCanvas(manifest, video);
+    $("avatar").hidden = serverVideo;
+    if (!serverVideo) sizeCanvas(manifest, await startIdleVideo(session.assets.idle));
     setState("connecting", `joining (${session.transport})`);
     const options = { onMessage: onChannelMessage, iceServers: session.ice_servers ?? [], loadScript };
     page.link = session.transport === "livekit" ? await server.connectLiveKit(session, options) : await server.connectWebRtc(session, options);
     watchConnection(page.link);
-    await playRemoteAudio(page.link.stream);
+    if (serverVideo) page.view = await ServerVideoView.start($("server-view"), page.link.stream, session.assets.roi);
+    else await playRemoteAudio(page.link.stream);
     page.listener = new StreamOnsetListener(page.audioContext, page.link.stream);
-    const config = new MixerConfig({ visemes: manifest?.visemes ?? Object.keys(compositor.layout.sprites) });
+    // In server-video mode the mixer only tells speaking from ready (the server draws the mouth).
+    const config = new MixerConfig(compositor ? { visemes: manifest?.visemes ?? Object.keys(compositor.layout.sprites) } : {});
     page.scheduler = new UtteranceScheduler((startS) => new VisemeMixer(config, startS),
       { mode: session.transport === "livekit" ? "onset" : "rtp" });
     setState("ready");
@@ -184,6 +190,8 @@ async function disconnect() {
   page.listener?.close();
   page.listener = null;
   page.restSnapshot = null;
+  page.view?.close();
+  page.view = null;
   if (link) await link.close();
 }
 
@@ -228,14 +236,16 @@ function renderLoop(perfMs) {
   listenForOnset();
   const frame = page.scheduler.advance(performance.now()) ?? REST_FRAME;
   page.lastFrame = frame;
-  const { fps, frameCount } = page.compositor.layout;
-  const index = idleFrameIndex(page.mediaTimeS || $("idle").currentTime, fps, frameCount);
-  page.compositor.draw(page.context, $("idle"), index, frame);
-  page.restSnapshot ??= captureMouth();
+  if (page.compositor) {
+    const { fps, frameCount } = page.compositor.layout;
+    const index = idleFrameIndex(page.mediaTimeS || $("idle").currentTime, fps, frameCount);
+    page.compositor.draw(page.context, $("idle"), index, frame);
+    page.restSnapshot ??= captureMouth();
+  }
   if (page.state === "ready" || page.state === "speaking") setState(page.scheduler.speaking ? "speaking" : "ready");
   stats.frames += 1;
   stats.drawMs = performance.now() - started;
-  stats.blendMs = page.compositor.blendMs;
+  stats.blendMs = page.compositor?.blendMs ?? 0;
   updateReadout(perfMs);
   requestAnimationFrame(renderLoop);
 }
@@ -251,7 +261,8 @@ function updateReadout(perfMs) {
     `network + jitter buffer ${ms(median(stats.networkMs))}, then output ${ms(stats.outputLatencyMs)})`;
   $("av-offset").textContent = ms(median(stats.avOffsetMs));
   $("sync-mode").textContent = stats.mode === "rtp" ? `RTP clock (${stats.syncObservations} playout observations)` : "first audio after silence";
-  $("render").textContent = `${stats.fps.toFixed(0)} fps, ${stats.drawMs.toFixed(1)} ms/frame`;
+  $("render").textContent = page.view ? `server video, ${(page.view.fps ?? 0).toFixed(0)} fps shown`
+    : `${stats.fps.toFixed(0)} fps, ${stats.drawMs.toFixed(1)} ms/frame`;
 }
 
 /** The mouth rectangle on the canvas (roi.json `mouth` at the untransformed frame), for mouthDifference. */
@@ -270,6 +281,7 @@ function captureMouth() {
 
 /** Mean absolute difference (0-255) between the mouth drawn now and the mouth drawn at rest on connecting. */
 function mouthDifference() {
+  if (page.view) return page.view.mouthDifference();
   if (!page.restSnapshot) return null;
   const now = captureMouth();
   let total = 0;

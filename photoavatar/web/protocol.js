@@ -61,10 +61,11 @@ export async function listVoices(base) {
   return Array.isArray(answer) ? answer : answer?.voices ?? [];
 }
 
-/** POST /session-live; asset URLs come back resolved against the server. */
-export async function createSession(base, avatarId, voiceId) {
+/** POST /session-live; asset URLs come back resolved against the server. VIDEO asks for the server's video track. */
+export async function createSession(base, avatarId, voiceId, { video = false } = {}) {
   const body = { avatar_id: avatarId };
   if (voiceId) body.voice_id = voiceId;
+  if (video) body.video = true;
   const session = await callApi(base, "/session-live", { method: "POST", body });
   for (const key of ["session_id", "transport", "url", "token"]) {
     if (!session?.[key]) throw new ProtocolError(`the server's session answer has no ${key}; is the server speaking protocol ${PROTOCOL_VERSION}?`);
@@ -137,8 +138,9 @@ function withTimeout(promise, ms, what) {
 }
 
 /**
- * The embedded transport: recvonly audio + the two data channels, non-trickle offer POSTed to session.url.
- * onMessage(label, text) gets every channel message. Returns {pc, receiver, stream, close}.
+ * The embedded transport: recvonly audio (+ video when session.video) + the two data channels, non-trickle offer
+ * POSTed to session.url. onMessage(label, text) gets every channel message. Returns {pc, receiver, stream, close};
+ * with video, the stream holds both tracks (one element plays them in sync).
  */
 export async function connectWebRtc(session, { onMessage, iceServers = [] }) {
   // The server lists ICE servers as URL strings ("stun:host:3478") or as RTCIceServer objects.
@@ -146,6 +148,7 @@ export async function connectWebRtc(session, { onMessage, iceServers = [] }) {
   const pc = new RTCPeerConnection({ iceServers: servers });
   try {
     const transceiver = pc.addTransceiver("audio", { direction: "recvonly" });
+    const video = session.video ? pc.addTransceiver("video", { direction: "recvonly" }) : null;
     const channels = [session.labels.viseme, session.labels.prosody].map((label) => {
       const channel = pc.createDataChannel(label, { ordered: true });
       channel.addEventListener("message", (event) => onMessage(label, event.data));
@@ -163,7 +166,8 @@ export async function connectWebRtc(session, { onMessage, iceServers = [] }) {
     await withTimeout(Promise.all(channels.map(waitForOpen)), CONNECT_TIMEOUT_MS,
       "the WebRTC connection did not open within 15 s; a firewall may block UDP between you and the server");
     const receiver = transceiver.receiver;
-    return { pc, receiver, stream: new MediaStream([receiver.track]), close: () => pc.close() };
+    const tracks = [receiver.track, ...(video ? [video.receiver.track] : [])];
+    return { pc, receiver, stream: new MediaStream(tracks), close: () => pc.close() };
   } catch (error) {
     pc.close();
     throw error;
@@ -172,7 +176,8 @@ export async function connectWebRtc(session, { onMessage, iceServers = [] }) {
 
 /**
  * The LiveKit transport (vendor/livekit-client.umd.js, loaded on demand): join with url + token, take the first
- * remote audio track, and read `viseme`/`prosody` data by topic. Returns {room, receiver, stream, close}.
+ * remote audio track (and, when session.video, the avatar's video track), and read `viseme`/`prosody` data by
+ * topic. Returns {room, receiver, stream, close}.
  */
 export async function connectLiveKit(session, { onMessage, loadScript }) {
   if (!globalThis.LivekitClient) await loadScript(new URL("./vendor/livekit-client.umd.js", import.meta.url).href);
@@ -183,13 +188,17 @@ export async function connectLiveKit(session, { onMessage, loadScript }) {
   room.on(RoomEvent.DataReceived, (payload, participant, kind, topic) => {
     if (topics.has(topic)) onMessage(topic, decoder.decode(payload));
   });
-  const audio = new Promise((resolve) => {
-    room.on(RoomEvent.TrackSubscribed, (track) => { if (track.kind === Track.Kind.Audio) resolve(track); });
+  const subscribed = (kind) => new Promise((resolve) => {
+    room.on(RoomEvent.TrackSubscribed, (track) => { if (track.kind === kind) resolve(track); });
   });
+  const audio = subscribed(Track.Kind.Audio);
+  const video = session.video ? subscribed(Track.Kind.Video) : null;
   try {
     await room.connect(session.url, session.token, { autoSubscribe: true });
     const track = await withTimeout(audio, CONNECT_TIMEOUT_MS, "no avatar audio arrived from the LiveKit room within 15 s");
-    return { room, receiver: track.receiver, stream: new MediaStream([track.mediaStreamTrack]), close: () => room.disconnect() };
+    const tracks = [track.mediaStreamTrack];
+    if (video) tracks.push((await withTimeout(video, CONNECT_TIMEOUT_MS, "no avatar video arrived from the LiveKit room within 15 s")).mediaStreamTrack);
+    return { room, receiver: track.receiver, stream: new MediaStream(tracks), close: () => room.disconnect() };
   } catch (error) {
     await room.disconnect();
     throw error;

@@ -65,3 +65,43 @@ export function framePixels(element, box, scratch) {
   context.drawImage(element, 0, 0);
   return context.getImageData(box.x, box.y, box.w, box.h).data;
 }
+
+/**
+ * The page's server-video mode in one object: plays the stream in ELEMENT, counts presented frames, and measures
+ * the mouth (roi.json's `mouth` box) against the first frame it showed, like the canvas mode's mouthDifference.
+ */
+export class ServerVideoView {
+  static async start(element, stream, roiUrl, fetchImpl = fetch) {
+    const roi = await (await fetchImpl(roiUrl)).json().catch(() => null);
+    const view = new ServerVideoView(element, roi?.mouth ?? null);
+    element.hidden = false;
+    await playServerVideo(element, stream);
+    return view;
+  }
+
+  constructor(element, mouth) {
+    this.element = element;
+    this.box = mouth && { x: Math.floor(mouth.x), y: Math.floor(mouth.y), w: Math.ceil(mouth.w), h: Math.ceil(mouth.h) };
+    this.rate = new PresentedFrameRate(element);
+    this.scratch = document.createElement("canvas");
+    this.rest = null;
+  }
+
+  get fps() { return this.rate.fps; }
+
+  /** Mean absolute difference (0-255) of the mouth now against the first frame seen (null before it). */
+  mouthDifference() {
+    const box = this.box ?? { x: 0, y: 0, w: this.element.videoWidth, h: this.element.videoHeight };
+    if (!this.rest) {
+      this.rest = framePixels(this.element, box, this.scratch);
+      return null;
+    }
+    return frameDifference(this.element, box, this.rest, this.scratch).difference;
+  }
+
+  close() {
+    this.rate.stop();
+    this.element.srcObject = null;
+    this.element.hidden = true;
+  }
+}
