@@ -81,40 +81,39 @@ def segments_from_audio(audio: DecodedAudio, transcript: str | None = None,
 
 
 def split_at_pauses(audio: DecodedAudio, phonemes: tuple[PhonemeTiming, ...], text: str = "") -> list[AudioChunk]:
-    """AudioChunks, back to back over the whole audio, each ending in the middle of a pause where there is one."""
-    limit = int(MAX_SEGMENT_S * audio.sample_rate_hz)
-    min_pause = int(SEGMENT_PAUSE_S * audio.sample_rate_hz)
-    chunks: list[AudioChunk] = []
-    begin, pending = 0, []
-    best_cut: tuple[int, int] | None = None  # (pause length, index in pending after which to cut)
-    for phoneme in phonemes:
-        pending.append(phoneme)
-        if is_silence(phoneme.phoneme) and len(pending) > 1:
-            best_cut = max(best_cut or (0, 0), (phoneme.duration_samples, len(pending) - 1))
+    """AudioChunks, back to back over the whole audio, cut in the middle of pauses (TEXT goes with the first)."""
+    bounds = [0, *_cut_points(phonemes, audio.sample_rate_hz), len(audio.samples)]
+    return [AudioChunk(audio.samples[begin:end], audio.sample_rate_hz, begin,
+                       tuple(clip_phonemes(phonemes, begin, end)), text if index == 0 else "")
+            for index, (begin, end) in enumerate(zip(bounds, bounds[1:], strict=False)) if end > begin]
+
+
+def _cut_points(phonemes: tuple[PhonemeTiming, ...], rate_hz: int) -> list[int]:
+    """Where segments end: the middle of every pause of SEGMENT_PAUSE_S or more; within MAX_SEGMENT_S of speech
+    without one, the middle of its longest pause, or, with no pause at all, the end of a sound."""
+    min_pause, limit = SEGMENT_PAUSE_S * rate_hz, MAX_SEGMENT_S * rate_hz
+    cuts: list[int] = []
+    begin, longest = 0, None  # the segment's start; (length, middle) of its longest pause so far
+    for index, phoneme in enumerate(phonemes):
+        if is_silence(phoneme.phoneme) and 0 < index < len(phonemes) - 1:
+            middle = phoneme.start_sample + phoneme.duration_samples // 2
+            longest = max(longest or (0, 0), (phoneme.duration_samples, middle))
             if phoneme.duration_samples >= min_pause:
-                best_cut = (phoneme.duration_samples, len(pending) - 1)
-                begin, pending = _cut(audio, chunks, begin, pending, best_cut[1], text if not chunks else "")
-                best_cut = None
+                cuts.append(middle)
+                begin, longest = middle, None
                 continue
-        if phoneme.end_sample - begin > limit and best_cut is not None:
-            begin, pending = _cut(audio, chunks, begin, pending, best_cut[1], text if not chunks else "")
-            best_cut = None
-    if pending:
-        _cut(audio, chunks, begin, pending, len(pending) - 1, text if not chunks else "", whole=True)
-    return chunks
+        if phoneme.end_sample - begin > limit:
+            cut = longest[1] if longest else phoneme.end_sample
+            cuts.append(cut)
+            begin, longest = cut, None
+    return cuts
 
 
-def _cut(audio: DecodedAudio, chunks: list[AudioChunk], begin: int, pending: list[PhonemeTiming], index: int,
-         text: str, whole: bool = False) -> tuple[int, list[PhonemeTiming]]:
-    """Close a chunk in the middle of pending[index] (a pause), or at the end of everything when WHOLE."""
-    if whole:
-        end, kept, rest = pending[-1].end_sample, pending, []
-    else:
-        pause = pending[index]
-        end = pause.start_sample + pause.duration_samples // 2
-        kept = [*pending[:index], PhonemeTiming(pause.phoneme, pause.start_sample, end - pause.start_sample)]
-        rest = [PhonemeTiming(pause.phoneme, end, pause.end_sample - end), *pending[index + 1:]]
-        rest = [p for p in rest if p.duration_samples > 0]
-    chunks.append(AudioChunk(audio.samples[begin:end], audio.sample_rate_hz, begin, tuple(kept), text))
-    return end, rest
-
+def clip_phonemes(phonemes, start: int, end: int) -> list[PhonemeTiming]:
+    """The timings inside [start, end), the ones at the edges cut to it."""
+    clipped = []
+    for p in phonemes:
+        begin, stop = max(start, p.start_sample), min(end, p.end_sample)
+        if stop > begin:
+            clipped.append(PhonemeTiming(p.phoneme, begin, stop - begin, p.stress))
+    return clipped

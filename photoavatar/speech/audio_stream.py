@@ -25,6 +25,7 @@ import numpy as np
 
 from photoavatar.speech import sphinx
 from photoavatar.speech.audio_input import AudioInputError, check_sample_rate
+from photoavatar.speech.audio_speech import clip_phonemes
 from photoavatar.speech.ipa import is_silence
 from photoavatar.speech.phone_recognition import PhoneLoop, timings_from_phones
 from photoavatar.speech.prosody import analyze_prosody
@@ -139,7 +140,7 @@ class AudioStreamAnalyser:
     def _segment(self, end: int, final: bool) -> SpeechSegment:
         known_end = self._received if final else max(end, min(self._received, self._decoded_samples()))
         ahead = timings_from_phones(self._phones(), self.sample_rate_hz, self._emitted, known_end)
-        inside = _clip(ahead, self._emitted, end)
+        inside = clip_phonemes(ahead, self._emitted, end)
         window = [*self._recent(), *ahead]
         events = _clip_events(build_viseme_events(window, self.sample_rate_hz), self._emitted / self.sample_rate_hz,
                               end / self.sample_rate_hz)
@@ -148,7 +149,7 @@ class AudioStreamAnalyser:
         self._sent += inside
         self._emitted = end
         self._forget_old()
-        self._restart_if_long(_clip(ahead, end, known_end))
+        self._restart_if_long(clip_phonemes(ahead, end, known_end))
         return SpeechSegment(chunk, tuple(events), tuple(prosody))
 
     def _recent(self) -> list[PhonemeTiming]:
@@ -189,16 +190,6 @@ def _frames_samples(frames: list[av.AudioFrame]) -> np.ndarray:
     if not frames:
         return np.zeros(0, dtype=np.int16)
     return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.int16, copy=False)
-
-
-def _clip(phonemes: list[PhonemeTiming], start: int, end: int) -> list[PhonemeTiming]:
-    """The timings inside [start, end), the ones at the edges cut to it."""
-    clipped = []
-    for p in phonemes:
-        begin, stop = max(start, p.start_sample), min(end, p.end_sample)
-        if stop > begin:
-            clipped.append(PhonemeTiming(p.phoneme, begin, stop - begin, p.stress))
-    return clipped
 
 
 def _clip_events(events: list[VisemeEvent], start_s: float, end_s: float) -> list[VisemeEvent]:

@@ -12,15 +12,18 @@ import pytest
 from photoavatar.speech.audio_input import checked_audio, decode_audio
 from photoavatar.speech.audio_speech import (
     ALIGNED,
+    MAX_SEGMENT_S,
     PHONES,
     WORDS,
     segments_from_audio,
     speech_segments,
+    split_at_pauses,
     time_phonemes,
 )
 from photoavatar.speech.forced_align import AlignmentError, align_transcript, transcript_words
 from photoavatar.speech.phone_recognition import recognise_phones
 from photoavatar.speech.timeline import build_viseme_events
+from photoavatar.speech.types import PhonemeTiming
 from photoavatar.speech.viseme_accuracy import compare, speak
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -167,6 +170,16 @@ def test_long_pauses_split_segments(spoken):
     assert len(segments) >= 2
     middle = (len(sample.samples) + sample.sample_rate_hz // 2) / sample.sample_rate_hz
     assert any(abs(s.audio.start_sample / sample.sample_rate_hz - middle) < 0.5 for s in segments[1:])
+
+
+def test_speech_without_pauses_is_still_cut_into_bounded_segments():
+    rate = 16000
+    audio = checked_audio(tone(20.0, rate), rate)
+    sounds = [PhonemeTiming("a" if k % 2 else "m", k * 1600, 1600) for k in range(200)]  # 20 s, no pause
+    chunks = split_at_pauses(audio, tuple(sounds))
+    assert len(chunks) >= 3 and all(c.duration_s <= MAX_SEGMENT_S + 0.1 for c in chunks)
+    assert [p for c in chunks for p in c.phonemes] == sounds
+    assert np.array_equal(np.concatenate([c.samples for c in chunks]), audio.samples)
 
 
 @pytest.mark.parametrize("name, signal, rate", [
