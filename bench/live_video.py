@@ -25,9 +25,7 @@ Run: .venv/bin/python bench/live_video.py [--utterances 6] [--sessions 1,2,3]
 
 from __future__ import annotations
 
-import argparse
 import base64
-import contextlib
 import dataclasses
 import io
 import os
@@ -36,14 +34,14 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from live import running_server  # bench/live.py: the real server in a thread, per-minute limits lifted
 from PIL import Image
 
-from photoavatar.testing.browser import CHROMIUM, CHROMIUM_ARGS
-from photoavatar.testing.servers import server_in_thread
+from photoavatar.testing.bench import bench_parser, load_average_line
+from photoavatar.testing.browser import CHROMIUM, MISSING_CHROMIUM, launch
 
 ROOT = Path(__file__).resolve().parents[1]
 FACES = ROOT.parent / "shared" / "testdata" / "faces"
@@ -183,18 +181,6 @@ async () => {
 
 
 # -- the server -----------------------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def running_server(avatars: Path, max_sessions: int) -> Iterator[tuple[str, object]]:
-    from photoavatar.server.app import create_app
-    from photoavatar.server.config import ServerSettings
-
-    settings = dataclasses.replace(ServerSettings.from_settings(avatars_dir=avatars), max_sessions=max_sessions,
-                                   sessions_per_minute=10_000, requests_per_minute=10_000, ice_loopback=True)
-    app = create_app(settings)
-    with server_in_thread(app) as base_url:
-        yield base_url, app
-
 
 def cpu_s() -> float:
     """CPU seconds of this process: the server runs in one of its threads (the browser is another process)."""
@@ -424,32 +410,30 @@ def holds(r: dict) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--utterances", type=int, default=6, help="utterances for the lip-sync measurement")
-    parser.add_argument("--sessions", default="1,2,3", help="comma-separated session counts ('' to skip)")
+    parser = bench_parser(__doc__.splitlines()[0], utterances=6, sessions="1,2,3",
+                          utterances_help="utterances for the lip-sync measurement (0: none)")
     parser.add_argument("--photo", default="grace_hopper.jpg", help="the portrait (shared/testdata/faces)")
     args = parser.parse_args()
-    sizes = [int(n) for n in args.sessions.split(",") if n.strip()]
     if CHROMIUM is None:
-        print("chromium is not installed: run `make browser-deps`", file=sys.stderr)
+        print(MISSING_CHROMIUM, file=sys.stderr)
         return 2
-    load = os.getloadavg()
-    print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} ({os.cpu_count()} CPUs)")
+    print(load_average_line())
     from playwright.sync_api import sync_playwright
 
     from photoavatar.avatar.build import avatarize
 
     with tempfile.TemporaryDirectory() as folder:
         bundle = avatarize(FACES / args.photo, Path(folder) / "grace", progress=lambda *_: None)
-        with running_server(Path(folder), max(sizes, default=1) + 2) as (base, app), sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        with running_server(Path(folder), max(args.sessions, default=1) + 2) as (base, app), \
+                sync_playwright() as playwright:
+            browser = launch(playwright)
             try:
                 if args.utterances:
                     print_sync_table(measure_sync(browser, base, app, bundle, args.utterances))
                 rows = []
-                if sizes:
+                if args.sessions:
                     print("\n" + SESSION_HEADER, flush=True)
-                for n in sizes:
+                for n in args.sessions:
                     for video in (True, False):
                         try:
                             rows.append(measure_sessions(browser, base, app, n, video))
@@ -459,8 +443,7 @@ def main() -> int:
                 print_capacity(rows)
             finally:
                 browser.close()
-    load = os.getloadavg()
-    print(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    print(load_average_line().replace("at start", "at end"))
     return 0
 
 
