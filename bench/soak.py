@@ -78,6 +78,8 @@ class Tally:
     uploads: int = 0
     upload_failures: int = 0
     run_ons: int = 0
+    freed_after_s: list = field(default_factory=list)  # each vanished session: seconds until the server freed it
+    watchers: list = field(default_factory=list)  # the tasks measuring that
 
     def saw(self, status: int) -> None:
         self.requests += 1
@@ -125,6 +127,7 @@ class Client:
         self.session = reply.json()
         if self.rng.random() < 0.05:  # opens a session and never connects: the server must free it
             self.tally.never_connected += 1
+            self.watch_until_freed()
             self.session = None
             return False
         self.peer, offer = await ClientPeer.offer()
@@ -151,6 +154,21 @@ class Client:
             reply = await self.http.delete(f"/sessions/{self.session['session_id']}", headers=self.auth)
             self.tally.saw(reply.status_code)
         await self.drop()
+
+    def watch_until_freed(self) -> None:
+        """Measure, with the session's own token, how long the server takes to free this abandoned session."""
+        session, auth, started = self.session, self.auth, time.monotonic()
+
+        async def watch() -> None:
+            while time.monotonic() - started < 60:
+                await asyncio.sleep(0.25)
+                reply = await self.http.post("/stop", json={"session_id": session["session_id"]}, headers=auth)
+                if reply.status_code == 404:
+                    self.tally.freed_after_s.append(round(time.monotonic() - started, 2))
+                    return
+            self.tally.freed_after_s.append(None)
+
+        self.tally.watchers.append(asyncio.create_task(watch()))
 
     async def drop(self) -> None:
         if self.peer is not None:
@@ -182,6 +200,7 @@ async def drive(client: Client, until_s: float, run_on: asyncio.Queue) -> None:
             await client.speak(RUN_ON, barge_in=True)
         elif action < 0.03:  # vanishes without /stop or DELETE: the peer just goes away
             client.tally.vanished += 1
+            client.watch_until_freed()
             await client.drop()
         elif action < 0.13:
             await client.stop()
@@ -296,6 +315,8 @@ async def soak(base_url: str, sessions: int, minutes: float, every_s: float, see
         await asyncio.gather(sample_forever(http, rows, started, every_s, until),
                              once_a_minute(http, tally, until, run_on, photo if photo.is_file() else None),
                              *(drive(client, until, run_on) for client in clients))
+        await asyncio.gather(*tally.watchers)
+        tally.watchers = []
         freed_after_s = await wait_until_empty(http, 60)
         await asyncio.sleep(SETTLE_S)
         final = await sample(http, started)
@@ -326,7 +347,9 @@ def print_table(result: dict) -> None:
         f"{'utterance overlaps':<28} {tally['overlaps']}  (utterances {tally['utterances']}, ends {tally['ends']})",
         f"{'underrun / late frames':<28} {result['underruns']:.0f} / {result['late_frames']:.0f}",
         f"{'event-loop lag worst':<28} {result['loop_lag_worst_ms']:.0f} ms",
-        f"{'vanished / never connected':<28} {tally['vanished']} / {tally['never_connected']}; every session freed "
+        f"{'vanished / never connected':<28} {tally['vanished']} / {tally['never_connected']}; freed after at most "
+        f"{max((x for x in tally['freed_after_s'] if x is not None), default=0):.1f} s "
+        f"({tally['freed_after_s'].count(None)} not within 60 s); every session freed at the end "
         f"{'after ' + str(result['all_sessions_freed_after_s']) + ' s' if result['all_sessions_freed_after_s'] is not None else 'NOT within 60 s'}",
         f"{'run-ons / uploads (failed)':<28} {tally['run_ons']} / {tally['uploads']} ({tally['upload_failures']})",
         f"{'requests (refused 4xx)':<28} {tally['requests']} ({tally['refused']})",

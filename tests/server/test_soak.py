@@ -23,7 +23,9 @@ def test_a_short_soak_holds(faces_dir):
     assert result["server_5xx"] == 0 and tally["server_errors"] == 0, result
     assert tally["overlaps"] == 0 and tally["utterances"] >= 20
     assert tally["run_ons"] >= 1 and tally["uploads"] >= 1 and tally["upload_failures"] == 0
-    assert result["all_sessions_freed_after_s"] is not None  # vanished clients too, within the timeouts
+    assert result["all_sessions_freed_after_s"] is not None
+    # a vanished peer is freed by the reaper (1 s period); one that never connected after the soak's 10 s timeout
+    assert None not in tally["freed_after_s"] and max(tally["freed_after_s"], default=0) < 10 + 5
     # loose bounds (a loaded CI machine): memory settles, descriptors and threads come back
     assert result["rss_peak_mb"] < result["rss_start_mb"] + 600
     assert result["rss_end_mb"] < result["rss_start_mb"] + 300
