@@ -38,6 +38,8 @@ bench: $(STAMP) browser-deps
 	$(PY) bench/speech.py
 	$(PY) bench/live_sessions.py
 	$(PY) bench/live.py
+	$(PY) bench/live_video.py
+	$(PY) bench/say_mouth.py
 	$(PY) bench/upload_load.py
 	$(PY) bench/soak.py  # 10 sessions x 30 min
 

@@ -346,6 +346,8 @@ def measure_sessions(browser, base: str, app, count: int, video: bool) -> dict:
             session.transport.track.late_frames = 0
             session.transport.playout.underrun_frames = 0
         sent_before = [s.transport.video.track.frames_sent if video else 0 for s in sessions]
+        skipped_before = [s.transport.video.track.skipped_frames if video else 0 for s in sessions]
+        late_before = [s.transport.video.track.late_frames if video else 0 for s in sessions]
         cpu_before, wall_before = cpu_s(), time.monotonic()
         taken = page.evaluate(SPEAK_JS, [SESSION_TEXT, TIMEOUT_MS])
         cpu, wall = cpu_s() - cpu_before, time.monotonic() - wall_before
@@ -357,7 +359,8 @@ def measure_sessions(browser, base: str, app, count: int, video: bool) -> dict:
         if video:
             result["sent_fps"] = min((s.transport.video.track.frames_sent - b) / wall for s, b in zip(sessions, sent_before, strict=True))
             result["decoded_fps"] = min(t["decoded_fps"] for t in taken)
-            result["skipped"] = sum(s.transport.video.track.skipped_frames for s in sessions)
+            result["skipped"] = sum(s.transport.video.track.skipped_frames - b for s, b in zip(sessions, skipped_before, strict=True))
+            result["late_video"] = sum(s.transport.video.track.late_frames - b for s, b in zip(sessions, late_before, strict=True))
             result["render_ms"] = statistics.median(s.transport.video.track.render_s * 1000 for s in sessions)
             result["encode_ms"] = statistics.median(s.transport.video.track.encode_s * 1000 for s in sessions)
         page.evaluate(CLOSE_JS)
@@ -387,7 +390,7 @@ def print_sync_table(rows: list[dict]) -> None:
           f"{'met' if closed == bilabials else 'NOT met'}")
 
 
-SESSION_HEADER = (f"{'kind':>6} {'n':>3} {'CPU/session':>11} {'sent fps':>8} {'decoded fps':>11} {'skipped':>7} "
+SESSION_HEADER = (f"{'kind':>6} {'n':>3} {'CPU/session':>11} {'sent fps':>8} {'decoded fps':>11} {'skipped':>7} {'late':>5} "
                   f"{'render ms':>9} {'encode ms':>9} {'late audio':>10} {'underruns':>9} {'concealed ms':>12} {'done':>4}")
 
 
@@ -399,6 +402,7 @@ def print_session_row(r: dict) -> None:
 
     print(f"{'video' if video else 'audio':>6} {r['sessions']:>3} {100 * r['cpu_per_session']:>10.0f}% "
           f"{value('sent_fps', '8.1f'):>8} {value('decoded_fps', '11.1f'):>11} {value('skipped', 'd'):>7} "
+          f"{value('late_video', 'd'):>5} "
           f"{value('render_ms', '9.1f'):>9} {value('encode_ms', '9.1f'):>9} {r['late_audio']:>10} {r['underruns']:>9} "
           f"{r['concealed_ms']:>12.0f} {r['done']:>4}", flush=True)
 
