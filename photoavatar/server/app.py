@@ -40,7 +40,7 @@ from photoavatar.server.avatars import (
 from photoavatar.server.cleanup import remove_stale_leftovers
 from photoavatar.server.config import ServerSettings
 from photoavatar.server.files import HeldFileResponse
-from photoavatar.server.ids import JOB_ID, SESSION_ID, InvalidId
+from photoavatar.server.ids import JOB_ID, SESSION_ID, VOICE_ID, InvalidId
 from photoavatar.server.jobs import AvatarJobs, TooManyJobs, new_work_folder
 from photoavatar.server.limits import RateLimiter
 
@@ -241,7 +241,7 @@ def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
         except AvatarNotFound as error:
             raise _http(404, str(error)) from None
         known_voices = {voice.voice_id for voice in state.voices}
-        if body.voice_id is not None and body.voice_id not in known_voices:
+        if body.voice_id is not None and _valid(VOICE_ID, body.voice_id) not in known_voices:
             raise _http(400, f"unknown voice {body.voice_id!r}: GET /voices lists the voices "
                              f"({', '.join(sorted(known_voices)) or 'none'})")
         try:

@@ -64,6 +64,8 @@ async def test_session_and_job_ids_are_checked_where_they_enter(tmp_path):
         assert reply.status_code == 400
         reply = await http.get("/avatars/jobs/j_0123456789abcdef%0A", headers={"X-API-Key": API_KEY})
         assert reply.status_code == 400 and "job id" in reply.json()["detail"]
+        reply = await http.post("/session-live", json={"avatar_id": "demo", "voice_id": "en_US-joe-medium\n"})
+        assert reply.status_code == 400 and "voice id" in reply.json()["detail"]
 
 
 async def test_stop_is_never_rate_limited(tmp_path):
