@@ -46,6 +46,8 @@ class GuardedH11Protocol(H11Protocol):
         super().connection_lost(exc)
 
     def _waiting_for_head(self) -> bool:
+        if self.transport.get_protocol() is not self:  # upgraded to a WebSocket: no more request heads here
+            return False
         return self.cycle is None or self.cycle.response_complete
 
     def _arm_head_timer(self) -> None:
@@ -67,7 +69,7 @@ class GuardedH11Protocol(H11Protocol):
 
 def uvicorn_config(app, host: str, port: int, limits: Limits, log_level: str = "info") -> uvicorn.Config:
     protocol = type("GuardedH11Protocol", (GuardedH11Protocol,), {"header_timeout_s": limits.header_timeout_s})
-    return uvicorn.Config(app, host=host, port=port, log_level=log_level, http=protocol, ws="none",
+    return uvicorn.Config(app, host=host, port=port, log_level=log_level, http=protocol,
                           timeout_keep_alive=limits.keep_alive_s, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
                           h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
                           limit_concurrency=limits.max_connections)

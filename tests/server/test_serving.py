@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -9,6 +10,8 @@ import time
 
 import pytest
 import uvicorn
+import websockets
+from fastapi import FastAPI, WebSocket
 
 from photoavatar.server.app import create_app
 from photoavatar.server.config import ServerSettings
@@ -86,3 +89,35 @@ def test_connections_past_the_limit_get_503_at_once(tmp_path):
         finally:
             for connection in idle:
                 connection.close()
+
+
+def test_a_websocket_outlives_the_head_timeout(tmp_path):
+    app = FastAPI()
+
+    @app.websocket("/echo")
+    async def echo(connection: WebSocket) -> None:
+        await connection.accept()
+        while True:
+            await connection.send_text(await connection.receive_text())
+
+    limits = Limits(header_timeout_s=1)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, limits, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+
+    async def talk() -> str:
+        async with websockets.connect(f"ws://127.0.0.1:{port}/echo") as connection:
+            await asyncio.sleep(2.5)  # past the head timeout
+            await connection.send("still here")
+            return await asyncio.wait_for(connection.recv(), 5)
+
+    try:
+        assert asyncio.run(talk()) == "still here"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
