@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response, UploadFile
+from fastapi import Depends, FastAPI, Header, Request, Response, UploadFile
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -23,7 +23,7 @@ from photoavatar import __version__
 from photoavatar.live.protocol import LABELS
 from photoavatar.live.session import LiveSession, SessionRegistry, SpeechSource
 from photoavatar.live.synthesis import SynthesisScheduler
-from photoavatar.live.tokens import SessionTokens, TokenError
+from photoavatar.live.tokens import SessionTokens
 from photoavatar.live.transport import LiveError, SessionAccess
 from photoavatar.live.transports import Transports
 from photoavatar.live.video import session_video_renderer
@@ -40,7 +40,8 @@ from photoavatar.server.avatars import (
 from photoavatar.server.cleanup import remove_stale_leftovers
 from photoavatar.server.config import ServerSettings
 from photoavatar.server.files import HeldFileResponse
-from photoavatar.server.ids import JOB_ID, SESSION_ID, VOICE_ID, InvalidId
+from photoavatar.server.guards import authorised_session, http_error, rate_limit, valid_id, yield_cpu_to_audio
+from photoavatar.server.ids import JOB_ID, VOICE_ID
 from photoavatar.server.jobs import AvatarJobs, TooManyJobs, new_work_folder
 from photoavatar.server.limits import RateLimiter
 
@@ -131,7 +132,7 @@ class _ServerState:
         self.session_totals = health.SessionTotals()
         limits = settings.limits
         # one model run per worker, by deadline across sessions; a worker per voice instance (PHOTOAVATAR_TTS_MODELS)
-        self.scheduler = SynthesisScheduler(settings.tts_models, initializer=_yield_cpu_to_audio)
+        self.scheduler = SynthesisScheduler(settings.tts_models, initializer=yield_cpu_to_audio)
         self.sessions = SessionRegistry(speech, self.scheduler, settings.max_sessions, settings.session_ttl_s,
                                         min(settings.connect_timeout_s, limits.unconnected_timeout_s),
                                         max_per_owner=limits.sessions_per_address,
@@ -166,83 +167,28 @@ class _ServerState:
             log.warning("speech warm-up failed: %s", error)
 
 
-def _yield_cpu_to_audio() -> None:
-    """Run this TTS thread at a lower priority: on a busy CPU the 20 ms audio pacing must win, not synthesis.
-
-    Linux gives each thread its own nice value (by native thread id); elsewhere this is a no-op.
-    """
-    import os
-    import threading
-
-    with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-
-
-def _http(status: int, detail: str, headers: dict | None = None) -> HTTPException:
-    return HTTPException(status_code=status, detail=detail, headers=headers)
-
-
-def _bearer(authorization: str | None) -> str:
-    if not authorization:
-        raise _http(401, "missing Authorization header: send 'Authorization: Bearer <token from /session-live>'",
-                    {"WWW-Authenticate": "Bearer"})
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise _http(401, "the Authorization header must be 'Bearer <token from /session-live>'",
-                    {"WWW-Authenticate": "Bearer"})
-    return token.strip()
-
-
-def _authorised_session(state: _ServerState, session_id: str, authorization: str | None) -> LiveSession:
-    _valid(SESSION_ID, session_id)
-    try:
-        token_session = state.tokens.session_of(_bearer(authorization))
-    except TokenError as error:
-        raise _http(401, str(error), {"WWW-Authenticate": "Bearer"}) from None
-    if token_session != session_id:
-        raise _http(403, "this token belongs to another session: use the token returned with this session")
-    session = state.sessions.get(session_id)
-    if session is None:
-        raise _http(404, "no such session (it ended or expired): start a new one with POST /session-live")
-    return session
-
-
 def _utf8(body: bytes) -> str:
     try:
         return body.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise _http(400, f"the SDP offer is not UTF-8 text (byte {error.start} is {body[error.start]:#04x}): "
+        raise http_error(400, f"the SDP offer is not UTF-8 text (byte {error.start} is {body[error.start]:#04x}): "
                          "send the offer exactly as createOffer made it") from None
-
-
-def _valid(rule, value: str) -> str:
-    try:
-        return rule.check(value)
-    except InvalidId as error:
-        raise _http(400, str(error)) from None
-
-
-def _limit(limiter: RateLimiter, key: str, what: str) -> None:
-    if not limiter.allow(key):
-        retry = limiter.retry_after_s(key)
-        raise _http(429, f"too many {what}: at most {limiter.max_calls} per {int(limiter.window_s)} s; "
-                         f"retry in {retry} s", {"Retry-After": str(retry)})
 
 
 def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
     @app.post("/session-live", summary="open a live session for an avatar")
     async def session_live(body: SessionRequest, request: Request) -> dict:
         client = request.client.host if request.client else "unknown"
-        _limit(state.session_rate, client, "new sessions from this address")
+        rate_limit(state.session_rate, client, "new sessions from this address")
         try:
             folder = state.avatars.existing(body.avatar_id)
         except InvalidAvatarId as error:
-            raise _http(400, str(error)) from None
+            raise http_error(400, str(error)) from None
         except AvatarNotFound as error:
-            raise _http(404, str(error)) from None
+            raise http_error(404, str(error)) from None
         known_voices = {voice.voice_id for voice in state.voices}
-        if body.voice_id is not None and _valid(VOICE_ID, body.voice_id) not in known_voices:
-            raise _http(400, f"unknown voice {body.voice_id!r}: GET /voices lists the voices "
+        if body.voice_id is not None and valid_id(VOICE_ID, body.voice_id) not in known_voices:
+            raise http_error(400, f"unknown voice {body.voice_id!r}: GET /voices lists the voices "
                              f"({', '.join(sorted(known_voices)) or 'none'})")
         try:
             video = await asyncio.to_thread(session_video_renderer, folder) if body.video else None
@@ -250,7 +196,7 @@ def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
                                           lambda: state.transports.new(room_hint=body.avatar_id, video=video),
                                           owner=client)
         except LiveError as error:
-            raise _http(error.http_status, str(error)) from None
+            raise http_error(error.http_status, str(error)) from None
         if body.voice_id is not None:
             asyncio.get_running_loop().run_in_executor(None, state.load_voice, body.voice_id)
         return await _session_answer(state, session, request)
@@ -258,41 +204,41 @@ def _add_session_routes(app: FastAPI, state: _ServerState) -> None:
     @app.post("/sessions/{session_id}/offer", status_code=201, summary="WHEP-style signalling: SDP offer in, answer out",
               response_class=Response)
     async def offer(session_id: str, request: Request, authorization: str | None = Header(None)) -> Response:
-        session = _authorised_session(state, session_id, authorization)
+        session = authorised_session(state, session_id, authorization)
         if not request.headers.get("content-type", "").startswith("application/sdp"):
-            raise _http(415, "send the SDP offer as the body with Content-Type: application/sdp")
+            raise http_error(415, "send the SDP offer as the body with Content-Type: application/sdp")
         body = await request.body()  # at most limits.max_sdp_bytes: the request guard ends larger ones
         try:
             answer = await session.transport.answer(_utf8(body))
         except LiveError as error:
-            raise _http(error.http_status, str(error)) from None
+            raise http_error(error.http_status, str(error)) from None
         return Response(answer, status_code=201, media_type="application/sdp",
                         headers={"Location": str(request.url)})
 
     @app.post("/speak", status_code=202, summary="speak text in a session (barge_in cuts what plays)")
     async def speak(body: SpeakRequest, authorization: str | None = Header(None)) -> dict:
-        session = _authorised_session(state, body.session_id, authorization)
-        _limit(state.request_rate, session.session_id, "requests in this session")
+        session = authorised_session(state, body.session_id, authorization)
+        rate_limit(state.request_rate, session.session_id, "requests in this session")
         text = body.text.strip()
         if not text:
-            raise _http(400, "text is empty: send something to say")
+            raise http_error(400, "text is empty: send something to say")
         if len(text) > state.settings.max_text_chars:
-            raise _http(413, f"text is {len(text)} characters; the limit is {state.settings.max_text_chars}: "
+            raise http_error(413, f"text is {len(text)} characters; the limit is {state.settings.max_text_chars}: "
                              "split it into several /speak calls with barge_in false")
         queue_limit = state.settings.limits.max_queued_utterances
         if not body.barge_in and session.queued_utterances >= queue_limit:
-            raise _http(429, f"{queue_limit} utterances are already waiting in this session: wait for some to "
+            raise http_error(429, f"{queue_limit} utterances are already waiting in this session: wait for some to "
                              "play, or send this one with barge_in true to replace them", {"Retry-After": "5"})
         return {"utterance_id": session.speak(text, barge_in=body.barge_in)}
 
     @app.post("/stop", summary="cut what is playing and empty the queue")
     async def stop(body: StopRequest, authorization: str | None = Header(None)) -> dict:
-        session = _authorised_session(state, body.session_id, authorization)  # never rate-limited: stopping
+        session = authorised_session(state, body.session_id, authorization)  # never rate-limited: stopping
         return {"stopped": session.stop()}  # must always work, whatever /speak has spent
 
     @app.delete("/sessions/{session_id}", status_code=204, summary="end a session now")
     async def end_session(session_id: str, authorization: str | None = Header(None)) -> Response:
-        _authorised_session(state, session_id, authorization)
+        authorised_session(state, session_id, authorization)
         await state.sessions.close(session_id)
         state.request_rate.forget(session_id)
         return Response(status_code=204)
@@ -319,7 +265,7 @@ async def _session_answer(state: _ServerState, session: LiveSession, request: Re
         connect = await session.transport.open(access)
     except LiveError as error:
         await state.sessions.close(session.session_id)
-        raise _http(error.http_status, str(error)) from None
+        raise http_error(error.http_status, str(error)) from None
     assets = asset_urls(session.avatar_id)
     return {"session_id": session.session_id, "transport": session.transport.kind, "url": connect.url,
             "video": session.transport.video is not None,
@@ -331,7 +277,7 @@ async def _session_answer(state: _ServerState, session: LiveSession, request: Re
 def _require_api_key(state: _ServerState, api_key: str | None) -> None:
     refusal = api_key_refusal(state.settings.api_key, api_key)
     if refusal is not None:
-        raise _http(*refusal)
+        raise http_error(*refusal)
 
 
 def _add_avatar_routes(app: FastAPI, state: _ServerState) -> None:
@@ -344,9 +290,9 @@ def _add_avatar_routes(app: FastAPI, state: _ServerState) -> None:
 
     @app.get("/avatars/jobs/{job_id}", summary="progress of an avatar creation job")
     async def job(job_id: str, _: None = Depends(api_key)) -> dict:
-        found = state.jobs.get(_valid(JOB_ID, job_id))
+        found = state.jobs.get(valid_id(JOB_ID, job_id))
         if found is None:
-            raise _http(404, f"no job {job_id!r}: POST /avatars returns the job id")
+            raise http_error(404, f"no job {job_id!r}: POST /avatars returns the job id")
         return found.to_json()
 
     @app.get("/avatars/{avatar_id}/{name}", summary="one file of a bundle (public)")
@@ -354,9 +300,9 @@ def _add_avatar_routes(app: FastAPI, state: _ServerState) -> None:
         try:  # opened now, so a concurrent DELETE cannot cut the response (server/files.py)
             handle, media_type = await run_in_threadpool(state.avatars.open, avatar_id, name)
         except InvalidAvatarId as error:
-            raise _http(400, str(error)) from None
+            raise http_error(400, str(error)) from None
         except AvatarNotFound as error:
-            raise _http(404, str(error)) from None
+            raise http_error(404, str(error)) from None
         return HeldFileResponse(handle, media_type=media_type, headers={"Cache-Control": "public, max-age=60"})
 
     @app.post("/avatars", status_code=202, summary="create an avatar from a photo (X-API-Key)")
@@ -365,9 +311,9 @@ def _add_avatar_routes(app: FastAPI, state: _ServerState) -> None:
         try:
             out = state.avatars.folder(check_avatar_id(avatar_id))
         except InvalidAvatarId as error:
-            raise _http(400, str(error)) from None
+            raise http_error(400, str(error)) from None
         if out.exists() or state.jobs.busy_with(avatar_id):
-            raise _http(409, f"avatar {avatar_id!r} already exists: DELETE it first or pick another avatar_id")
+            raise http_error(409, f"avatar {avatar_id!r} already exists: DELETE it first or pick another avatar_id")
         suffix = Path(photo.filename or "photo.jpg").suffix.lower()[:8] or ".jpg"
         saved = await run_in_threadpool(_save_upload, photo.file, suffix, state.settings.limits.max_upload_bytes)
         state.avatars.root.mkdir(parents=True, exist_ok=True)
@@ -375,7 +321,7 @@ def _add_avatar_routes(app: FastAPI, state: _ServerState) -> None:
             job = state.jobs.start(saved, out, avatar_id)
         except TooManyJobs as error:
             shutil.rmtree(saved.parent, ignore_errors=True)
-            raise _http(429, str(error), {"Retry-After": "30"}) from None
+            raise http_error(429, str(error), {"Retry-After": "30"}) from None
         return {"job_id": job.job_id, "avatar_id": avatar_id}
 
     @app.delete("/avatars/{avatar_id}", status_code=204, summary="delete an avatar (X-API-Key)")
@@ -383,9 +329,9 @@ def _add_avatar_routes(app: FastAPI, state: _ServerState) -> None:
         try:
             state.avatars.delete(avatar_id)
         except InvalidAvatarId as error:
-            raise _http(400, str(error)) from None
+            raise http_error(400, str(error)) from None
         except AvatarNotFound as error:
-            raise _http(404, str(error)) from None
+            raise http_error(404, str(error)) from None
         return Response(status_code=204)
 
 
@@ -401,7 +347,7 @@ def _save_upload(source, suffix: str, max_bytes: int) -> Path:
         (413, f"the photo is larger than {max_bytes / 2**20:g} MiB: send a smaller one"))
     if problem is not None:
         shutil.rmtree(folder, ignore_errors=True)
-        raise _http(*problem)
+        raise http_error(*problem)
     return photo
 
 

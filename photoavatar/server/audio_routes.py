@@ -27,6 +27,7 @@ from fastapi import APIRouter, Form, Header, UploadFile, WebSocket, WebSocketDis
 from starlette.concurrency import run_in_threadpool
 
 from photoavatar.live.synthesis import SynthesisScheduler
+from photoavatar.server.guards import authorised_session, http_error, rate_limit, yield_cpu_to_audio
 from photoavatar.speech.audio_input import MAX_FILE_BYTES, AudioInputError, decode_audio
 from photoavatar.speech.audio_speech import speech_segments, time_phonemes
 from photoavatar.speech.audio_stream import MAX_DELAY_S, AudioStreamAnalyser
@@ -42,29 +43,27 @@ ANALYSIS_WORKERS = 2  # files analysed at once; more wait their turn
 
 def audio_routes(state) -> APIRouter:
     """The routes, over the server's state (server/app.py registers them with one include_router)."""
-    from photoavatar.server.app import _authorised_session, _http, _limit, _yield_cpu_to_audio
-
     router = APIRouter()
     streams = SynthesisScheduler(max(1, state.settings.max_sessions))
     # Files are analysed (seconds of CPU) at the TTS threads' low priority: the 20 ms audio pacing must win.
-    analysis = ThreadPoolExecutor(ANALYSIS_WORKERS, "audio-analysis", initializer=_yield_cpu_to_audio)
+    analysis = ThreadPoolExecutor(ANALYSIS_WORKERS, "audio-analysis", initializer=yield_cpu_to_audio)
 
     @router.post("/speak-audio", status_code=202, summary="play speech audio in a session, with visemes")
     async def speak_audio(audio: UploadFile, session_id: str = Form(max_length=200),
                           transcript: str | None = Form(None), language: str = Form("en-us", max_length=20),
                           barge_in: bool = Form(True), authorization: str | None = Header(None)) -> dict:
-        session = _authorised_session(state, session_id, authorization)
-        _limit(state.request_rate, session.session_id, "requests in this session")
+        session = authorised_session(state, session_id, authorization)
+        rate_limit(state.request_rate, session.session_id, "requests in this session")
         if transcript is not None and len(transcript) > state.settings.max_text_chars * 10:
-            raise _http(413, "the transcript is too long for one request: send the audio in pieces")
+            raise http_error(413, "the transcript is too long for one request: send the audio in pieces")
         data = await audio.read(MAX_FILE_BYTES + 1)
         if len(data) > MAX_FILE_BYTES:
-            raise _http(413, f"the audio is larger than {MAX_FILE_BYTES // 2**20} MiB: send a compressed or shorter file")
+            raise http_error(413, f"the audio is larger than {MAX_FILE_BYTES // 2**20} MiB: send a compressed or shorter file")
         try:
             decoded, timing, segments = await asyncio.get_running_loop().run_in_executor(
                 analysis, _analyse, data, transcript, language)
         except AudioInputError as error:
-            raise _http(400, str(error)) from None
+            raise http_error(400, str(error)) from None
         utterance_id = session.speak(transcript or "", barge_in=barge_in, segments=segments)
         return {"utterance_id": utterance_id, "duration_s": round(decoded.duration_s, 3), "method": timing.method,
                 "note": timing.note, "clipped_fraction": round(decoded.clipped_fraction, 4)}
@@ -74,7 +73,7 @@ def audio_routes(state) -> APIRouter:
                            authorization: str | None = Header(None)) -> None:
         await socket.accept()
         try:
-            session = _authorised_session(state, session_id, authorization or (f"Bearer {token}" if token else None))
+            session = authorised_session(state, session_id, authorization or (f"Bearer {token}" if token else None))
             await _run_stream(socket, session, streams)
         except WebSocketDisconnect:
             return

@@ -115,6 +115,9 @@ class RequestGuard:
         if method == "POST" and path.rstrip("/") == "/avatars":
             upload = self.limits.max_upload_bytes
             return _BodyRule(upload + MULTIPART_OVERHEAD_BYTES, f"a photo upload (at most {_mib(upload)})")
+        if method == "POST" and path.rstrip("/") == "/speak-audio":
+            return _BodyRule(MAX_AUDIO_FILE_BYTES + MULTIPART_OVERHEAD_BYTES,
+                             f"an audio upload (at most {_mib(MAX_AUDIO_FILE_BYTES)})")
         if method == "POST" and path.rstrip("/") == "/speak-audio":  # audio_routes.py; the transcript rides along
             return _BodyRule(MAX_AUDIO_FILE_BYTES + MULTIPART_OVERHEAD_BYTES + self.limits.max_json_bytes,
                              f"an audio upload (at most {_mib(MAX_AUDIO_FILE_BYTES)})")

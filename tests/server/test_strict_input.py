@@ -167,3 +167,15 @@ async def test_a_body_that_stops_arriving_ends_the_request(tmp_path):
     status, reply = await asyncio.wait_for(
         asgi_post(app, "/session-live", {"content-type": "application/json"}, Stalling([])), 10)
     assert status == 408 and "stopped arriving" in reply["detail"]
+
+
+async def test_each_upload_route_has_its_own_cap(tmp_path):
+    from photoavatar.speech.audio_input import MAX_FILE_BYTES
+
+    app = make_app(tmp_path)
+    headers = {"content-type": "multipart/form-data; boundary=b", "content-length": str(MAX_FILE_BYTES * 2)}
+    status, reply = await asgi_post(app, "/speak-audio", headers, Body([b""]))
+    assert status == 413 and "an audio upload (at most 64 MiB)" in reply["detail"]
+    headers["content-length"] = str(5 * 2**20)  # an audio file of 5 MB is not held to the JSON cap
+    status, reply = await asgi_post(app, "/speak-audio", headers, Body([b"x" * 2**20] * 5))
+    assert status != 413, reply
