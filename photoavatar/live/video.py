@@ -22,6 +22,7 @@ import asyncio
 import fractions
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,35 +52,39 @@ class _Utterance:
 class SpeechOnVideo:
     """The session's utterances on a FrameRenderer's stream timeline, from the protocol messages.
 
-    `handle` runs on the event loop, `render` in a worker thread; a lock keeps the mixer consistent.
-    STREAM_TIME_OF_RTP maps an utterance_start's rtp_timestamp (the moment its first sample is heard)
-    to stream seconds.
+    `handle` runs on the event loop and never waits: it keeps the utterances' bookkeeping and queues what the
+    renderer must do; `render` (a worker thread) applies the queue, then composes. A cut therefore shows from the
+    next frame made, at most one frame after the audio stopped. STREAM_TIME_OF_RTP maps an utterance_start's
+    rtp_timestamp (the moment its first sample is heard) to stream seconds.
     """
 
     def __init__(self, renderer: FrameRenderer, stream_time_of_rtp: Callable[[int], float]):
         self.renderer = renderer
         self._stream_time_of_rtp = stream_time_of_rtp
         self._utterances: dict[str, _Utterance] = {}
-        self._lock = threading.Lock()
+        self._pending: deque[Callable[[FrameRenderer], None]] = deque()  # appended on the loop, run by render
+        self._render_lock = threading.Lock()  # one frame at a time
         self.cuts = 0
 
     def handle(self, message: Message) -> None:
-        with self._lock:
-            utterance = self._utterances.setdefault(message.utterance_id, _Utterance())
-            if isinstance(message, UtteranceStart):
-                utterance.start_s = self._stream_time_of_rtp(message.rtp_timestamp)
-                self.renderer.add_utterance(utterance.start_s, utterance.events, utterance.prosody)
-                utterance.events, utterance.prosody = [], []
-            elif isinstance(message, Visemes | Prosody):
-                self._add(utterance, message)
-            elif isinstance(message, UtteranceEnd):
-                del self._utterances[message.utterance_id]
-                if message.reason != "done" and utterance.start_s is not None:
-                    self.renderer.cut()  # one utterance plays at a time: it was the one on screen
-                    self.cuts += 1
+        utterance = self._utterances.setdefault(message.utterance_id, _Utterance())
+        if isinstance(message, UtteranceStart):
+            utterance.start_s = start_s = self._stream_time_of_rtp(message.rtp_timestamp)
+            events, prosody = tuple(utterance.events), tuple(utterance.prosody)
+            utterance.events, utterance.prosody = [], []
+            self._pending.append(lambda renderer: renderer.add_utterance(start_s, events, prosody))
+        elif isinstance(message, Visemes | Prosody):
+            self._add(utterance, message)
+        elif isinstance(message, UtteranceEnd):
+            del self._utterances[message.utterance_id]
+            if message.reason != "done" and utterance.start_s is not None:
+                self._pending.append(FrameRenderer.cut)  # one utterance plays at a time: the one on screen
+                self.cuts += 1
 
     def render(self, index: int) -> RenderedFrame:
-        with self._lock:
+        with self._render_lock:
+            while self._pending:
+                self._pending.popleft()(self.renderer)
             return self.renderer.render(index)
 
     def _add(self, utterance: _Utterance, message: Visemes | Prosody) -> None:
@@ -89,7 +94,8 @@ class SpeechOnVideo:
             utterance.events.extend(events)
             utterance.prosody.extend(frames)
         else:
-            self.renderer.add_utterance(utterance.start_s, events, frames)
+            start_s = utterance.start_s
+            self._pending.append(lambda renderer: renderer.add_utterance(start_s, events, frames))
 
 
 class PacedVideoTrack(MediaStreamTrack):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 
 import httpx
@@ -41,8 +42,10 @@ class VideoClient:
             codecs = RTCRtpReceiver.getCapabilities("video").codecs
             video.setCodecPreferences([c for c in codecs if c.mimeType == prefer] +
                                       [c for c in codecs if c.mimeType != prefer])
+        self.messages: list[dict] = []
         for label in ("viseme", "prosody"):
-            self.pc.createDataChannel(label, ordered=True)
+            channel = self.pc.createDataChannel(label, ordered=True)
+            channel.on("message", lambda text: self.messages.append(json.loads(text)))
         self.pictures: list[tuple[float, np.ndarray]] = []  # (arrival s, RGB frame)
         self.audio_rms: list[tuple[float, float]] = []
         self._readers = []
@@ -111,6 +114,8 @@ async def test_video_and_voice_arrive_in_one_stream_and_the_mouth_speaks(tmp_pat
             await asyncio.sleep(3.0)
             motion = client.mouth_motion(spoke_at, rest)
             speaking = max(m for _, m in motion)
+            kinds = {m["type"] for m in client.messages}
+            assert {"utterance_start", "viseme", "prosody"} <= kinds, "the channels keep working beside the video"
             assert speaking > 5, "the mouth must move on the video while it speaks"
             loop = asyncio.get_running_loop()
             stopped_at = loop.time()
