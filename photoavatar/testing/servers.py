@@ -11,13 +11,21 @@ from collections.abc import Iterator
 
 @contextlib.contextmanager
 def server_in_thread(app) -> Iterator[str]:
-    """Serve APP with uvicorn on a free loopback port in a thread; yields the base URL ("http://127.0.0.1:N/")."""
+    """Serve APP with uvicorn on a free loopback port in a thread; yields the base URL ("http://127.0.0.1:N/").
+
+    uvicorn runs as `photoavatar serve` runs it (server/serving.py: its timeouts and limits), with the app's own
+    limits when it is the photoavatar server."""
     import uvicorn
+
+    from photoavatar.server.limits import Limits
+    from photoavatar.server.serving import uvicorn_config
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    state = getattr(getattr(app, "state", None), "photoavatar", None)
+    limits = state.settings.limits if state is not None else Limits()
+    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, limits, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
