@@ -55,7 +55,7 @@ SHOWS_TEETH_APERTURE = 0.08  # a photo whose lips part this much shows its teeth
 MID_WORD_APERTURE = 0.15  # a photo's lips this far apart without a smile: taken while speaking
 SMILE_LIFT_W = 0.05  # mouth corners this much above a neutral mouth's: a smiling photo
 # Skin rows between nose (0) and upper lip (1): the share of the lip's (sideways, up-down) shift they follow.
-UPPER_LIP_SKIN_FOLLOW = {0.4: (0.1, 0.55), 0.75: (0.25, 0.9)}
+UPPER_LIP_SKIN_FOLLOW = {0.3: (0.1, 0.65), 0.7: (0.25, 0.9)}
 CHIN_HALF_WIDTH_W = 0.45  # the chin, which moves rigidly with the lower lip, spans this far from the middle
 MIN_MOUTH_WIDTH_PX = 40  # below this, the feather and the warp's fade-in leave no room for the lips to move
 

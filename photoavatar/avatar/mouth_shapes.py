@@ -31,7 +31,8 @@ class MouthShape:
     relax_smile: float  # 0..1: how much of a smile (raised corners, lips pulled off the teeth) to take back
     lower_lip_to_teeth: bool = False  # FV: the lower lip rises to the upper teeth
     tongue: str | None = None  # "up" (L: tip behind the upper teeth), "between" (TH: tip between the teeth)
-    press_w: float = 0.0  # MBP: lips pressed, each lip a little thinner (fraction of mouth width)
+    press_w: float = 0.0  # MBP: lips pressed, a little thinner (fraction of mouth width; the lower lip, on the
+    # moving jaw, gives more of it, so that the skin under the nose is not stretched)
     teeth_gap_w: float = 0.0  # upper to lower incisor edge at the middle (negative: overlap); sets the jaw
 
 
@@ -92,6 +93,7 @@ UPPER_TEETH_BELOW_CONTACT_W = 0.015  # upper incisor edges sit just below where 
 # How far the chin can drop for any shape, as a fraction of the mouth width (the mask must cover it).
 MAX_JAW_DROP_W = max(shape.teeth_gap_w for shape in SHAPES.values()) + OVERBITE_W + 0.04
 MAX_JAW_RISE_W = 0.45  # closing a photo taken mid-word raises the chin at most this far
+SMILE_JAW_RISE_SHARE = 0.6  # closing a broad smile, the jaw rises this share of the lower lip's rise
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ ROUND_LESS_ON_SMILE = 0.6  # on a broad smile a rounded shape gives back this sh
 LOWER_OUTER_FOLLOW = 0.85  # the lower lip's outer edge (and the chin) move this share of its inner edge's move
 UPPER_OUTER_FOLLOW = 0.45  # the upper lip's outer edge moves this share of its inner edge's move
 FV_LIP_BELOW_CONTACT_W = 0.05  # FV: the lower lip meets the upper teeth at most this far below the lips' contact
-CONTACT_SHARE = 0.2  # closed lips meet this far down the source opening (the jaw does most of the closing)
+CONTACT_SHARE = 0.15  # closed lips meet this far down the source opening (the jaw does most of the closing)
 
 
 @dataclass(frozen=True)
@@ -251,8 +253,8 @@ class LipCurves:
         return self.shape.gap_w * _opening_profile(x, self.shape.roundness)
 
     def upper(self, u: np.ndarray) -> np.ndarray:
-        if self.shape.lower_lip_to_teeth:  # FV: the upper lip shows just the tips of the teeth
-            return self.lower(u) - self.opening(u)
+        if self.shape.lower_lip_to_teeth:  # FV: the upper lip shows just the tips of the teeth (it never goes
+            return np.minimum(self.lower(u) - self.opening(u), self.contact(u))  # below where closed lips meet)
         return self.contact(u) - self.shape.upper_share * self.opening(u)
 
     def lower(self, u: np.ndarray) -> np.ndarray:
@@ -299,21 +301,26 @@ def mouth_target(lips: LipContours, shape: MouthShape) -> MouthTarget:
     upper_outer = scaled(lips.upper_outer)
     # The red of the upper lip stretches more than the skin above it: its outer edge moves part of the way.
     upper_outer[:, 1] += (UPPER_OUTER_FOLLOW * (upper_inner[:, 1] - lips.upper_inner[:, 1])
-                          - 0.15 * shape.pout * upper_thickness + shape.press_w)
+                          - 0.15 * shape.pout * upper_thickness + 0.5 * shape.press_w)
     lower_outer = scaled(lips.lower_outer)
     if shape.lower_lip_to_teeth:  # rolled in under the teeth: less of the lower lip shows
         lower_outer[:, 1] = lower_inner[:, 1] + 0.75 * lower_thickness
     else:
         lower_outer[:, 1] += (LOWER_OUTER_FOLLOW * (lower_inner[:, 1] - lips.lower_inner[:, 1])
-                              + 0.15 * shape.pout * lower_thickness - shape.press_w)
+                              + 0.15 * shape.pout * lower_thickness - 1.5 * shape.press_w)
     corner_lift = upper_inner[[0, -1], 1] - lips.contact_v[[0, -1]]
     for contour in (upper_outer, lower_outer):  # the outer corners move with the inner ones
         contour[[0, -1], 1] = lips.upper_outer[[0, -1], 1] + corner_lift
     target = LipContours(upper_outer, upper_inner, lower_inner, lower_outer)
     corner_shift = upper_outer[[0, -1]] - lips.upper_outer[[0, -1]]
-    # The lower lip rides on the jaw: the chin moves as far as the lower lip's middle, as one piece.
+    # The lower lip rides on the jaw: the chin moves down as far as the lower lip's middle, as one piece. To
+    # close a photo open mid-word the jaw rises as far; a broad smile's lips are parted over teeth that are
+    # nearly together, so there the lip stretches up over the lower teeth and the jaw rises only part of the
+    # way (all of it would stretch the neck and collar below the chin).
     middle = len(lower_outer) // 2
-    jaw_drop = float(np.clip(lower_outer[middle, 1] - lips.lower_outer[middle, 1], -MAX_JAW_RISE_W, MAX_JAW_DROP_W))
+    lip_move = float(lower_outer[middle, 1] - lips.lower_outer[middle, 1])
+    rise_share = 1.0 - (1.0 - SMILE_JAW_RISE_SHARE) * smile_amount(lips)
+    jaw_drop = float(np.clip(lip_move if lip_move > 0 else rise_share * lip_move, -MAX_JAW_RISE_W, MAX_JAW_DROP_W))
     return MouthTarget(target, jaw_drop, corner_shift, _interior(curves))
 
 
