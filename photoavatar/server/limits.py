@@ -40,6 +40,8 @@ class Limits:
     # Past this many open HTTP connections (or requests in progress) uvicorn answers 503 at once: file
     # descriptors and memory per connection stay bounded whatever a crowd of clients does.
     max_connections: int = 1000  # PHOTOAVATAR_MAX_CONNECTIONS
+    # One WebSocket message (the audio stream's PCM: 1 s of 16 kHz int16 is 32 KB); uvicorn's default is 16 MiB.
+    max_ws_message_bytes: int = 1024 * 1024  # PHOTOAVATAR_MAX_WS_MESSAGE_BYTES
 
     @classmethod
     def from_settings(cls) -> Limits:

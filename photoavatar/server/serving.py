@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 GRACEFUL_SHUTDOWN_S = 10  # open sessions are closed by the app's lifespan; requests get this long to end
 MAX_REQUEST_HEAD_BYTES = 16 * 1024  # h11's limit on an incomplete request head (its default, stated)
+WS_PING_S = 20  # a WebSocket peer that does not answer a ping within this is dropped (uvicorn's default, stated)
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -72,4 +73,5 @@ def uvicorn_config(app, host: str, port: int, limits: Limits, log_level: str = "
     return uvicorn.Config(app, host=host, port=port, log_level=log_level, http=protocol,
                           timeout_keep_alive=limits.keep_alive_s, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
                           h11_max_incomplete_event_size=MAX_REQUEST_HEAD_BYTES,
-                          limit_concurrency=limits.max_connections)
+                          limit_concurrency=limits.max_connections, ws_max_size=limits.max_ws_message_bytes,
+                          ws_ping_interval=WS_PING_S, ws_ping_timeout=WS_PING_S)
