@@ -49,6 +49,7 @@ TURNED_PORTRAITS = ("grace_hopper.jpg", "obama.jpg", "biden.jpg", "beard.jpg", "
 WIDTHS_PX = (24, 32, 40, 48, 56, 64, 72, 80, 96, 108, 120)
 LIP_ERROR_LIMIT_W = 0.03  # 1.5 px on the 50 px mouth of a 512 px crop
 APERTURE_ERROR_LIMIT = 0.03
+FAR_CORNER_MARGIN_W = 0.18
 LIPS = list(LIPS_OUTER + LIPS_INNER)
 MIDLINE = (0, 17)  # upper and lower lip middles (outer contour)
 
@@ -177,9 +178,15 @@ def main() -> None:
     face = _face_in(image)
     sign = -1.0 if yaw_ratio(face) < 0 else 1.0
     print("\nobama_turned's mesh turned further: extra deg, yaw ratio, far/near half-mouth, corner inside (W)")
+    ratios, margins = [], []
     for extra in (0, 5, 10, 15, 20, 25, 30):
         m = turn_measures(turned_further(face, image.shape[1], sign * extra))
+        ratios.append(abs(m["yaw_ratio"]))
+        margins.append(m["corner_inside_w"])
         print(f"{extra:5d} {m['yaw_ratio']:+6.2f} {m['far_near_half']:6.2f} {m['corner_inside_w']:6.2f}")
+    limit = float(np.interp(-FAR_CORNER_MARGIN_W, -np.array(margins), ratios))
+    print(f"yaw limit (far lip corner at least {FAR_CORNER_MARGIN_W} mouth widths inside the cheek's outline, "
+          f"room for the warp beyond the corner): yaw ratio {limit:.2f}")
 
 
 if __name__ == "__main__":
