@@ -34,7 +34,7 @@ from photoavatar.settings import (
 )
 from photoavatar.speech import splice, stages
 from photoavatar.speech.engine import SpeechError
-from photoavatar.speech.ipa import PAD, SENTENCE_BEGIN, SENTENCE_END, SILENCE, group_sounds
+from photoavatar.speech.ipa import PAD, SENTENCE_BEGIN, SENTENCE_END, SILENCE, group_sounds, is_silence
 from photoavatar.speech.text import prepare_text, speech_pieces
 from photoavatar.speech.types import AudioChunk, PhonemeTiming, VoiceInfo
 
@@ -47,6 +47,7 @@ FIRST_CHUNK_MAX_WORDS = 10  # the first whole piece: it must be ready before the
 MAX_PHONEMES_PER_RUN = 240
 SYNTHESIS_NICE = 10  # onnxruntime's own threads yield to audio pacing; the server's workers run at the same
 COST_SMOOTHING = 0.3  # weight of the latest run in the learnt cost per phoneme id
+KEPT_PAUSE_S = 0.002  # of the model's leading pad: a clean start for the resampler and the Opus encoder
 CONTINUATION_MARGIN = 0.7  # a continuation is cut shorter unless it is expected within this share of its time
 
 
@@ -330,6 +331,19 @@ def _in_time(voice: LoadedVoice, phonemes: list[str], head_symbols: int) -> tupl
     return phonemes[:cut], phonemes[cut + 1:]
 
 
+def _without_leading_pause(chunk: AudioChunk) -> AudioChunk:
+    """An utterance's first chunk without the model's silent pad before the first sound (keeping KEPT_PAUSE_S):
+    it is only waiting time before a listener hears anything (about 23 ms); timings move with the audio."""
+    first = chunk.phonemes[0] if chunk.phonemes else None
+    keep = round(KEPT_PAUSE_S * chunk.sample_rate_hz)
+    if first is None or not is_silence(first.phoneme) or first.duration_samples <= keep:
+        return chunk
+    cut = first.duration_samples - keep
+    timings = (PhonemeTiming(first.phoneme, chunk.start_sample, keep, first.stress),
+               *(PhonemeTiming(t.phoneme, t.start_sample - cut, t.duration_samples, t.stress) for t in chunk.phonemes[1:]))
+    return AudioChunk(chunk.samples[cut:], chunk.sample_rate_hz, chunk.start_sample, timings, chunk.text)
+
+
 def _chunk(voice: LoadedVoice, phonemes: list[str], start_sample: int, text: str) -> AudioChunk:
     with stages.timed(stages.SYNTHESIS):
         samples, symbols, id_samples = voice.speak(phonemes)
@@ -446,9 +460,12 @@ class PiperEngine:
                     head = splice.head_phonemes(phonemes, self.head_words) if start_sample == 0 else None
                     if head is None:
                         chunk = _chunk(voice, phonemes, start_sample, piece)
+                        if start_sample == 0:
+                            chunk = _without_leading_pause(chunk)
                         yield chunk
                     else:
-                        part = splice.play_head(_chunk(voice, head, start_sample, piece), self.head_words)
+                        first = _without_leading_pause(_chunk(voice, head, start_sample, piece))
+                        part = splice.play_head(first, self.head_words)
                         yield part.chunk
                         whole, rest = _in_time(voice, phonemes, len(head))
                         chunk = splice.continue_from_whole(part, _chunk(voice, whole, 0, piece))

@@ -216,3 +216,15 @@ def test_unreachable_elevenlabs_is_skipped_in_the_full_list_but_reported_when_as
     assert [v.engine for v in list_voices("all")] == ["piper"]
     with pytest.raises(SpeechError, match="cannot reach ElevenLabs"):
         list_voices("elevenlabs")
+
+
+def test_an_utterance_starts_without_the_models_silent_pad(piper_engine):
+    """The pad Piper puts before the first sound is waiting time for a listener: all but 2 ms of it is dropped."""
+    first = next(iter(piper_engine.synthesize("Hello there, how are you doing today?")))
+    voice = piper_engine.loaded_voice()
+    _, symbols, id_samples = voice.speak(voice.phonemize("Hello there, how are you doing today?")[0])
+    model_pad = group_phonemes(symbols, id_samples)[0].duration_samples
+    assert first.phonemes[0].phoneme == " " and first.phonemes[0].duration_samples <= 0.002 * first.sample_rate_hz + 1
+    assert model_pad > 4 * first.phonemes[0].duration_samples
+    assert sum(p.duration_samples for p in first.phonemes) == len(first.samples)
+    assert first.phonemes[1].start_sample == first.phonemes[0].end_sample
