@@ -47,6 +47,7 @@ FIRST_CHUNK_MAX_WORDS = 10  # the first whole piece: it must be ready before the
 MAX_PHONEMES_PER_RUN = 240
 SYNTHESIS_NICE = 10  # onnxruntime's own threads yield to audio pacing; the server's workers run at the same
 COST_SMOOTHING = 0.3  # weight of the latest run in the learnt cost per phoneme id
+SHRINK_AFTER_IDS = 120  # runs longer than this (about 2 s of speech, ~40 MB) give their memory back after
 KEPT_PAUSE_S = 0.002  # of the model's leading pad: a clean start for the resampler and the Opus encoder
 CONTINUATION_MARGIN = 0.7  # a continuation is cut shorter unless it is expected within this share of its time
 
@@ -189,8 +190,9 @@ class LoadedVoice:
         self._free = list(range(models))
         self._available = threading.Condition()
         self._seconds_per_id: float | None = None  # run time per phoneme id, smoothed over recent runs
-        self._run_options = onnxruntime.RunOptions()
-        self._run_options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        self._plain_run = onnxruntime.RunOptions()
+        self._shrinking_run = onnxruntime.RunOptions()
+        self._shrinking_run.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     @property
     def models(self) -> int:
@@ -218,7 +220,8 @@ class LoadedVoice:
             started = time.perf_counter()
             audio, id_samples = self._infer(self.sessions[index], ids)
             self._learn_cost(time.perf_counter() - started, len(ids))
-        _return_freed_memory()
+        if len(ids) > SHRINK_AFTER_IDS:
+            _return_freed_memory()
         if id_samples is None or len(id_samples) != len(ids):
             raise SpeechError(f"the voice {self.file.voice_id} returned no usable phoneme durations")
         # Raw model output (peak about 0.5-0.8) with no per-sentence peak normalisation, so chunks of one
@@ -253,13 +256,15 @@ class LoadedVoice:
                 self._available.notify()
 
     def _infer(self, session, ids: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
-        """Piper's phoneme_ids_to_audio, with run options that shrink the memory arena after the run."""
+        """Piper's phoneme_ids_to_audio; after a long run the memory arena is shrunk to what stays in use (a short
+        run reuses the arena as it is: a head's few MB are not worth freeing and reallocating on every run)."""
         config = self.piper.config
         inputs = {"input": np.array([ids], dtype=np.int64), "input_lengths": np.array([len(ids)], dtype=np.int64),
                   "scales": np.array([config.noise_scale, config.length_scale, config.noise_w_scale], dtype=np.float32)}
         if config.num_speakers > 1:
             inputs["sid"] = np.array([config.default_speaker_id or 0], dtype=np.int64)
-        result = session.run(None, inputs, self._run_options)
+        options = self._shrinking_run if len(ids) > SHRINK_AFTER_IDS else self._plain_run
+        result = session.run(None, inputs, options)
         if len(result) < 2:
             return result[0].squeeze(), None
         return result[0].squeeze(), (result[1].squeeze() * config.hop_length).astype(np.int64)
