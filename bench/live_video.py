@@ -342,9 +342,11 @@ def measure_sync(browser, base: str, app, bundle, count: int) -> list[dict]:
         page = context.new_page()
         page.goto(base + "server_video.js")  # any page of the origin
         [session_id] = page.evaluate(CLIENT_JS, {"count": 1, "video": True, "capture": True})
+        # Record every utterance first, analyse after: MediaPipe in this process (the server's) between utterances
+        # starved the server's pacing and the browser, and the A/V sync took seconds to recover (measured).
+        recorded = [page.evaluate(SPEAK_JS, [TEXTS[i % len(TEXTS)], TIMEOUT_MS])[0] for i in range(count)]
         rows = []
-        for i in range(count):
-            [taken] = page.evaluate(SPEAK_JS, [TEXTS[i % len(TEXTS)], TIMEOUT_MS])
+        for i, taken in enumerate(recorded):
             row = analyse_utterance(taken, app, session_id, scale)
             rows.append(row)
             print(f"  utterance {i + 1}/{count}: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}"
