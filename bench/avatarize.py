@@ -16,14 +16,11 @@ import argparse
 import logging
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from photoavatar.avatar.native_logs import quiet_environment  # noqa: E402
+from photoavatar.avatar.native_logs import quiet_environment
 
 quiet_environment()
 
@@ -32,9 +29,7 @@ from rich.table import Table  # noqa: E402
 
 from photoavatar.avatar.build import STAGES, avatarize  # noqa: E402
 from photoavatar.avatar.bundle import AvatarBundle  # noqa: E402
-from photoavatar.avatar.compose import compose_frame, load_assets  # noqa: E402
-from photoavatar.avatar.legibility import VisemeMeasure, measure_composed  # noqa: E402
-from photoavatar.avatar.video import read_mp4  # noqa: E402
+from photoavatar.avatar.legibility import VisemeMeasure, measure_bundle  # noqa: E402
 
 DEFAULT_FACES = Path(__file__).resolve().parents[2] / "shared" / "testdata" / "faces"
 SEVERAL_FACES = ("two_people.jpg", "two_small_faces.jpg")
@@ -50,12 +45,6 @@ def time_one(photo: Path, out: Path) -> tuple[dict[str, float], AvatarBundle]:
     stages = {name: end - begin for (name, begin), (_, end) in zip(marks, marks[1:], strict=False) if name != "done"}
     stages["total"] = marks[-1][1] - started
     return stages, bundle
-
-
-def measure_bundle(bundle: AvatarBundle) -> dict[str, VisemeMeasure]:
-    frame0 = read_mp4(bundle.idle_video)[0]
-    assets = load_assets(bundle)
-    return measure_composed({name: compose_frame(frame0, assets, 0, {name: 1.0}) for name in bundle.visemes})
 
 
 def _measure_table(title: str, measured: dict[str, dict[str, VisemeMeasure]], cell) -> Table:

@@ -18,15 +18,12 @@ Run: .venv/bin/python bench/face_limits.py [--faces ../shared/testdata/faces]
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from photoavatar.avatar.native_logs import quiet_environment  # noqa: E402
+from photoavatar.avatar.native_logs import quiet_environment
 
 quiet_environment()
 

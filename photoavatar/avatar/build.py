@@ -39,7 +39,7 @@ def avatarize(photo: Path, out: Path, *, roi: tuple[int, int, int, int] | None =
         report("visemes")
         from photoavatar.avatar.mouth import synthesize_mouths
 
-        synthesis = synthesize_mouths(crop.image_rgb, crop.face, names)
+        synthesis = synthesize_mouths(crop.image_rgb, crop.face, names, enlargement=crop.scale * loaded.scale)
         notes += (synthesis.advice,) if synthesis.advice else ()
         sheet = pack_sprites(synthesis.frames, synthesis.mask, names)
         report("idle frames")

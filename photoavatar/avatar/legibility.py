@@ -7,6 +7,8 @@ is found again by the landmark detector, and measured against Rest:
   landmarks, relative to Rest: the chin (beard) between the lower lip and the chin point, and the upper lip
   (moustache) halfway between nose and lip. Both keep clear of lips and nostrils, whose edges would dominate. A
   warp that stretches or blurs skin lowers it; a near-rigid move of the chin keeps it.
+Two places to measure: the synthesis itself (`measure_frames`, over the image it was made from) and a built
+bundle (`measure_bundle`, every sprite composed on idle frame 0 exactly as a client composes it).
 The tests (tests/avatar/test_legibility.py) and the benchmark (bench/avatarize.py) both use this module.
 """
 
@@ -18,8 +20,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from photoavatar.avatar.bundle import AvatarBundle
+from photoavatar.avatar.compose import compose_frame, load_assets
 from photoavatar.avatar.landmarks import CHIN, MOUTH_CORNERS, NOSE_BOTTOM, Face, detect_faces, mouth_metrics
 from photoavatar.avatar.mouth_shapes import MouthFrame
+from photoavatar.avatar.video import read_mp4
 
 LOWER_LIP_BOTTOM, UPPER_LIP_TOP = 17, 0
 # Patch sizes in face widths (landmarks 234 to 454).
@@ -91,6 +96,13 @@ def laplacian_variance(image_rgb: np.ndarray, polygon_px: np.ndarray) -> float:
 def measure_frames(image: np.ndarray, frames: Mapping[str, np.ndarray], mask: np.ndarray) -> dict[str, VisemeMeasure]:
     """viseme -> measure, for synthesised frames (including "Rest") composed over `image` through `mask`."""
     return measure_composed({name: compose_over(image, frame, mask) for name, frame in frames.items()})
+
+
+def measure_bundle(bundle: AvatarBundle) -> dict[str, VisemeMeasure]:
+    """viseme -> measure, for every sprite of a bundle composed on its idle frame 0 (as a client shows it)."""
+    frame0 = read_mp4(bundle.idle_video)[0]
+    assets = load_assets(bundle)
+    return measure_composed({name: compose_frame(frame0, assets, 0, {name: 1.0}) for name in bundle.visemes})
 
 
 def measure_composed(composed: Mapping[str, np.ndarray]) -> dict[str, VisemeMeasure]:

@@ -68,14 +68,17 @@ class MouthSynthesis:
     advice: str | None  # a sentence about the photo kind (e.g. smiling with teeth), or None
 
 
-def synthesize_mouths(image_rgb: np.ndarray, face: Face, visemes: Sequence[str]) -> MouthSynthesis:
-    """A frame per viseme: the photo with that mouth shape inside a feathered mask, the photo elsewhere."""
+def synthesize_mouths(image_rgb: np.ndarray, face: Face, visemes: Sequence[str], *,
+                      enlargement: float = 1.0) -> MouthSynthesis:
+    """A frame per viseme: the photo with that mouth shape inside a feathered mask, the photo elsewhere.
+    `enlargement`: image pixels per pixel of the original photo (a small face enlarged: > 1); the skin's
+    grain is kept at that scale."""
     # The splines' linear algebra is tiny: threaded BLAS only adds contention (100x slower on a busy CPU).
     with threadpool_limits(limits=1, user_api="blas"):
-        return _synthesize(image_rgb, face, visemes)
+        return _synthesize(image_rgb, face, visemes, enlargement)
 
 
-def _synthesize(image_rgb: np.ndarray, face: Face, visemes: Sequence[str]) -> MouthSynthesis:
+def _synthesize(image_rgb: np.ndarray, face: Face, visemes: Sequence[str], enlargement: float) -> MouthSynthesis:
     image = _checked_image(image_rgb)
     _check_visemes(visemes)
     frame = _mouth_frame(face)
@@ -84,7 +87,7 @@ def _synthesize(image_rgb: np.ndarray, face: Face, visemes: Sequence[str]) -> Mo
     lips = _lip_contours(face, frame)
     lips = replace(lips, teeth_edge=photo_teeth_edge(image, lips, frame, palette))
     own_teeth = _own_teeth(image, face, frame, lips, region.box)
-    detail_layers = split_detail(image)
+    detail_layers = split_detail(image, enlargement)
     frames = {}
     for viseme in visemes:
         shape = shape_for(viseme)

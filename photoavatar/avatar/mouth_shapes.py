@@ -36,46 +36,34 @@ class MouthShape:
     teeth_gap_w: float = 0.0  # upper to lower incisor edge at the middle (negative: overlap); sets the jaw
 
 
+def _shape(width_scale: float, gap_w: float, upper_share: float, roundness: float, pout: float,
+           relax_smile: float, teeth_gap_w: float, **extras) -> MouthShape:
+    """One row of the table below, in its column order."""
+    return MouthShape(width_scale, gap_w, upper_share, roundness, pout, relax_smile, teeth_gap_w=teeth_gap_w,
+                      **extras)
+
+
+# Columns: width_scale, gap_w, upper_share, roundness, pout, relax_smile, teeth_gap_w (MouthShape says what
+# each is), then what only some shapes have.
 SHAPES: dict[str, MouthShape] = {
-    # wide open jaw: "father", "eye"
-    "AI": MouthShape(width_scale=0.94, gap_w=0.40, upper_share=0.2, roundness=0.35, pout=0.0, relax_smile=0.2,
-                     teeth_gap_w=0.22),
-    # spread lips, teeth close: "see", "bed"
-    "E": MouthShape(width_scale=1.10, gap_w=0.17, upper_share=0.35, roundness=0.0, pout=0.0, relax_smile=0.0,
-                    teeth_gap_w=0.03),
-    # small round opening, lips pushed forward: "you", "food"
-    "U": MouthShape(width_scale=0.68, gap_w=0.13, upper_share=0.3, roundness=1.0, pout=0.9, relax_smile=1.0,
-                    teeth_gap_w=0.03),
-    # round open: "go", "law"
-    "O": MouthShape(width_scale=0.76, gap_w=0.30, upper_share=0.22, roundness=1.0, pout=0.6, relax_smile=1.0,
-                    teeth_gap_w=0.15),
-    # bilabial closure: "map", "bob"
-    "MBP": MouthShape(width_scale=0.97, gap_w=0.0, upper_share=0.45, roundness=0.0, pout=0.0, relax_smile=0.0,
-                      press_w=0.012, teeth_gap_w=-0.02),
+    "AI": _shape(0.94, 0.40, 0.20, 0.35, 0.00, 0.2, 0.22),  # wide open jaw: "father", "eye"
+    "E": _shape(1.10, 0.17, 0.35, 0.00, 0.00, 0.0, 0.03),  # spread lips, teeth close: "see", "bed"
+    "U": _shape(0.68, 0.13, 0.30, 1.00, 0.90, 1.0, 0.03),  # small round opening, lips forward: "you", "food"
+    "O": _shape(0.76, 0.30, 0.22, 1.00, 0.60, 1.0, 0.15),  # round open: "go", "law"
+    "MBP": _shape(0.97, 0.00, 0.45, 0.00, 0.00, 0.0, -0.02, press_w=0.012),  # bilabial closure: "map", "bob"
     # lower lip under the upper teeth: "five", "very"
-    "FV": MouthShape(width_scale=0.98, gap_w=0.03, upper_share=0.8, roundness=0.0, pout=0.0, relax_smile=0.2,
-                     lower_lip_to_teeth=True, teeth_gap_w=-0.02),
-    # tongue tip up behind the upper teeth: "let"
-    "L": MouthShape(width_scale=0.95, gap_w=0.26, upper_share=0.2, roundness=0.3, pout=0.0, relax_smile=0.2,
-                    tongue="up", teeth_gap_w=0.12),
-    # tight rounding, nearly closed: "we", "queen"
-    "WQ": MouthShape(width_scale=0.64, gap_w=0.08, upper_share=0.4, roundness=1.0, pout=1.0, relax_smile=1.0,
-                     teeth_gap_w=0.0),
-    # slight rounding, teeth near: "red"
-    "R": MouthShape(width_scale=0.84, gap_w=0.15, upper_share=0.35, roundness=0.7, pout=0.45, relax_smile=0.6,
-                    teeth_gap_w=0.03),
-    # teeth together, lips apart and a little forward: "chin", "she", "jam"
-    "CH": MouthShape(width_scale=0.88, gap_w=0.15, upper_share=0.45, roundness=0.5, pout=0.5, relax_smile=0.5,
-                     teeth_gap_w=0.0),
+    "FV": _shape(0.98, 0.03, 0.80, 0.00, 0.00, 0.2, -0.02, lower_lip_to_teeth=True),
+    "L": _shape(0.95, 0.26, 0.20, 0.30, 0.00, 0.2, 0.12, tongue="up"),  # tongue tip behind the upper teeth: "let"
+    "WQ": _shape(0.64, 0.08, 0.40, 1.00, 1.00, 1.0, 0.00),  # tight rounding, nearly closed: "we", "queen"
+    "R": _shape(0.84, 0.15, 0.35, 0.70, 0.45, 0.6, 0.03),  # slight rounding, teeth near: "red"
+    "CH": _shape(0.88, 0.15, 0.45, 0.50, 0.50, 0.5, 0.00),  # teeth together, lips apart: "chin", "she", "jam"
     # tongue tip between the teeth: "think", "this"
-    "TH": MouthShape(width_scale=0.96, gap_w=0.17, upper_share=0.3, roundness=0.2, pout=0.0, relax_smile=0.2,
-                     tongue="between", teeth_gap_w=0.06),
+    "TH": _shape(0.96, 0.17, 0.30, 0.20, 0.00, 0.2, 0.06, tongue="between"),
 }
 
 
 # Rest for a photo taken mid-word: lips relaxed, just parted, teeth together.
-RELAXED_REST = MouthShape(width_scale=1.0, gap_w=0.02, upper_share=0.3, roundness=0.2, pout=0.0, relax_smile=0.0,
-                          teeth_gap_w=0.0)
+RELAXED_REST = _shape(1.0, 0.02, 0.3, 0.2, 0.0, 0.0, 0.0)
 
 
 def shape_for(viseme: str) -> MouthShape | None:

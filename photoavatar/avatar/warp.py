@@ -108,10 +108,14 @@ STRETCH_RIGID, STRETCH_SOFT = 0.3, 0.6  # map Jacobian deviation: grain kept cri
 GRAIN_LIMIT = 10.0  # grey levels: finer detail than this is grain; the rest of an edge is resampled smoothly
 
 
-def split_detail(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(smooth, grain) float32 layers of a photo, smooth + grain == photo: computed once, warped many times."""
+def split_detail(image: np.ndarray, enlargement: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(smooth, grain) float32 layers of a photo, smooth + grain == photo: computed once, warped many times.
+
+    `enlargement` is how many image pixels one pixel of the original photo spans: an enlarged small face's
+    finest grain is that many pixels wide, so the grain is split off at that scale (at one pixel it would
+    stay in the smooth layer, which resampling between pixels washes out)."""
     source = image.astype(np.float32)
-    detail = source - cv2.GaussianBlur(source, (0, 0), DETAIL_SIGMA_PX)
+    detail = source - cv2.GaussianBlur(source, (0, 0), DETAIL_SIGMA_PX * max(1.0, enlargement))
     # Strong edges (a collar, a lip line) stay in the smooth layer: sampled at whole pixels they would step.
     grain = np.clip(detail, -GRAIN_LIMIT, GRAIN_LIMIT)
     return source - grain, grain

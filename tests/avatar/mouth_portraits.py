@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from PIL import Image
 
@@ -10,7 +12,13 @@ from photoavatar.avatar.landmarks import Face, detect_faces
 WORKING_SIZE_PX = 512
 
 
-def working_crop(path) -> tuple[np.ndarray, Face]:
+class WorkingCrop(NamedTuple):
+    image: np.ndarray
+    face: Face
+    enlargement: float  # crop pixels per photo pixel (> 1: a small face enlarged), as avatarize passes it on
+
+
+def working_crop(path) -> WorkingCrop:
     """A square about twice the face around it, scaled to 512 px on its long side, and the face in it."""
     photo = np.asarray(Image.open(path).convert("RGB"))
     face = detect_faces(photo)[0]
@@ -21,10 +29,11 @@ def working_crop(path) -> tuple[np.ndarray, Face]:
     scale = WORKING_SIZE_PX / max(x1 - x0, y1 - y0)
     size = (round((x1 - x0) * scale), round((y1 - y0) * scale))
     crop = np.asarray(Image.fromarray(photo[y0:y1, x0:x1]).resize(size, Image.LANCZOS))
-    return crop, face.transformed(scale, (-x0 * scale, -y0 * scale))
+    return WorkingCrop(crop, face.transformed(scale, (-x0 * scale, -y0 * scale)), scale)
 
 
-def compose(image: np.ndarray, frame: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """What a client shows: image*(1-mask) + frame*mask, rounded to 8 bits."""
-    blended = image.astype(np.float32) * (1 - mask[..., None]) + frame.astype(np.float32) * mask[..., None]
-    return np.clip(np.round(blended), 0, 255).astype(np.uint8)
+def synthesize(crop: WorkingCrop, visemes):
+    """The mouth synthesis of a working crop, told its enlargement as avatarize tells it."""
+    from photoavatar.avatar.mouth import synthesize_mouths
+
+    return synthesize_mouths(crop.image, crop.face, visemes, enlargement=crop.enlargement)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from mouth_portraits import compose, working_crop
+from mouth_portraits import synthesize, working_crop
 
 from photoavatar.avatar.landmarks import (
     CHIN,
@@ -18,6 +18,7 @@ from photoavatar.avatar.landmarks import (
     UPPER_LIP_OUTER,
     mouth_metrics,
 )
+from photoavatar.avatar.legibility import compose_over
 from photoavatar.avatar.mask import FULL_MASK
 from photoavatar.avatar.mouth import MouthSynthesis, synthesize_mouths
 from photoavatar.avatar.mouth_shapes import LipContours, MouthFrame, mouth_target, shape_for
@@ -26,18 +27,18 @@ from photoavatar.visemes import VISEMES
 
 @pytest.fixture(scope="module")
 def grace(faces_dir):
-    image, face = working_crop(faces_dir / "grace_hopper.jpg")
-    return image, face, synthesize_mouths(image, face, VISEMES)
+    crop = working_crop(faces_dir / "grace_hopper.jpg")
+    return crop.image, crop.face, synthesize(crop, VISEMES)
 
 
 @pytest.fixture(scope="module")
 def obama(faces_dir):
-    image, face = working_crop(faces_dir / "obama.jpg")
-    return image, face, synthesize_mouths(image, face, VISEMES)
+    crop = working_crop(faces_dir / "obama.jpg")
+    return crop.image, crop.face, synthesize(crop, VISEMES)
 
 
 def _compose(image, synthesis: MouthSynthesis, viseme):
-    return compose(image, synthesis.frames[viseme], synthesis.mask)
+    return compose_over(image, synthesis.frames[viseme], synthesis.mask)
 
 
 def _lip_area(face, image_shape, grow_px=9):
@@ -193,7 +194,7 @@ def test_bad_input_is_a_clear_error(grace):
 def test_shapes_turn_with_the_head_the_far_side_moves_less(faces_dir):
     """obama_turned.jpg (yaw ratio -0.46): narrowing for U scales the mouth about the lips' midline, so the
     far corner, whose half of the mouth is foreshortened, moves in less than the near one."""
-    image, face = working_crop(faces_dir / "obama_turned.jpg")
+    face = working_crop(faces_dir / "obama_turned.jpg").face
     frame = MouthFrame.of(face.points_px[61], face.points_px[291])
     lips = LipContours(*(frame.to_local(face.points_px[list(indices)]) for indices in
                          (UPPER_LIP_OUTER, UPPER_LIP_INNER, LOWER_LIP_INNER, LOWER_LIP_OUTER)))
