@@ -89,7 +89,19 @@ def run(photo: Path, out: Path, max_pixels: int, memory_mb: int) -> int:
                    "upload a smaller photo (fewer pixels)")
         return 1
     finally:
-        _say(peak_rss_bytes=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+        _say(peak_rss_bytes=_peak_rss_bytes())
+
+
+def _peak_rss_bytes() -> int:
+    """This process's own high-water mark. Not ru_maxrss: Linux keeps that across fork and exec, so it would
+    report the (much larger) server process this worker was forked from."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 if __name__ == "__main__":
