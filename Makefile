@@ -33,9 +33,13 @@ test: $(STAMP) browser-deps node-deps
 	$(PY) -m pytest -q
 
 # Benchmarks print tables of medians; run them on a quiet machine. bench/live.py also needs chromium.
-bench: $(STAMP) browser-deps
+bench: $(STAMP) browser-deps node-deps
 	$(PY) bench/avatarize.py
+	$(PY) bench/face_limits.py
 	$(PY) bench/speech.py
+	$(PY) bench/seam.py
+	$(PY) bench/run_on.py
+	$(PY) bench/audio_visemes.py
 	$(PY) bench/live_sessions.py
 	$(PY) bench/live.py
 	$(PY) bench/live_video.py
