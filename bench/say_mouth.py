@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -57,17 +56,9 @@ def align_phones(samples: np.ndarray, rate_hz: int, text: str) -> list[Phone]:
     (CMUdict, ARPAbet): independent of our phonemiser and timeline."""
     from photoavatar.speech import sphinx
 
-    pcm = sphinx.to_16k(samples, rate_hz).tobytes()
-    decoder = sphinx.decoder(lm=None, bestpath=False)  # bestpath off: see speech/forced_align.py
-    decoder.set_align_text(" ".join(re.sub(r"[^a-z' ]", " ", text.lower()).split()))
-    for second_pass in (False, True):
-        decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
-        decoder.end_utt()
-        if not second_pass:
-            decoder.set_alignment()
+    alignment = sphinx.align_to_dictionary(samples, rate_hz, text)
     return [Phone(p.name, p.start * PHONE_FRAME_S, (p.start + p.duration) * PHONE_FRAME_S)
-            for word in decoder.get_alignment() for p in word]
+            for word in alignment for p in word]
 
 
 def mouth_apertures(frames) -> list[float]:

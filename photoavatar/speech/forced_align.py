@@ -70,16 +70,9 @@ def _run_alignment(audio_16k: np.ndarray, words: list[_Word]) -> list[tuple[str,
     for index, word in enumerate(words):
         decoder.add_word(f"w{index}", " ".join(p for stand_in in word.stand_ins for p in stand_in),
                          index == len(words) - 1)
-    decoder.set_align_text(" ".join(f"w{index}" for index in range(len(words))))
-    pcm = audio_16k.tobytes()
     try:
-        for second_pass in (False, True):
-            decoder.start_utt()
-            decoder.process_raw(pcm, full_utt=True)
-            decoder.end_utt()
-            if not second_pass:
-                decoder.set_alignment()
-        alignment = decoder.get_alignment()
+        alignment = sphinx.two_pass_alignment(decoder, audio_16k.tobytes(),
+                                              " ".join(f"w{index}" for index in range(len(words))))
     except RuntimeError as error:  # pocketsphinx raises when no path through the transcript fits the audio
         raise AlignmentError(f"the transcript does not fit the audio ({error})") from error
     if alignment is None:

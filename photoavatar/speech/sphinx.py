@@ -12,6 +12,8 @@ neighbouring sound, and the IPA of the transcript, not the English stand-in, is 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from photoavatar.speech.ipa import core_symbol
@@ -101,6 +103,28 @@ def decoder(**options):
     import pocketsphinx
 
     return pocketsphinx.Decoder(loglevel="FATAL", **options)
+
+
+def two_pass_alignment(decoder, pcm: bytes, align_text: str):
+    """pocketsphinx's forced alignment of PCM (16 kHz int16 bytes) to ALIGN_TEXT: pass one places the words,
+    pass two their phones. Returns the decoder's alignment (words, each iterable over its phones), or None;
+    raises RuntimeError when no path through the text fits the audio."""
+    decoder.set_align_text(align_text)
+    for second_pass in (False, True):
+        decoder.start_utt()
+        decoder.process_raw(pcm, full_utt=True)
+        decoder.end_utt()
+        if not second_pass:
+            decoder.set_alignment()
+    return decoder.get_alignment()
+
+
+def align_to_dictionary(samples: np.ndarray, sample_rate_hz: int, text: str):
+    """TEXT's words, as pocketsphinx's own dictionary (CMUdict, ARPAbet) says them, aligned to the audio:
+    independent of our phonemiser, for checking it."""
+    # bestpath off: its lattice can give a phone fewer frames than its HMM has states, failing pass two.
+    words = " ".join(re.sub(r"[^a-z' ]", " ", text.lower()).split())
+    return two_pass_alignment(decoder(lm=None, bestpath=False), to_16k(samples, sample_rate_hz).tobytes(), words)
 
 
 def frames_to_samples(frame: int, sample_rate_hz: int) -> int:

@@ -8,7 +8,6 @@ matched phones are compared.
 from __future__ import annotations
 
 import difflib
-import re
 import statistics
 
 import numpy as np
@@ -56,17 +55,8 @@ def arpabet_class(phone: str) -> str | None:
 
 def pocketsphinx_phones(samples: np.ndarray, sample_rate_hz: int, text: str) -> list[tuple[str, float]]:
     """(ARPAbet phone, start_s) from a two-pass forced alignment of the audio to TEXT."""
-    pcm = sphinx.to_16k(samples, sample_rate_hz).tobytes()
-    # bestpath off: its lattice can give a phone fewer frames than its HMM has states, failing pass two.
-    decoder = sphinx.decoder(lm=None, bestpath=False)
-    decoder.set_align_text(" ".join(re.sub(r"[^a-z' ]", " ", text.lower()).split()))
-    for _ in range(2):
-        decoder.start_utt()
-        decoder.process_raw(pcm, full_utt=True)
-        decoder.end_utt()
-        if _ == 0:
-            decoder.set_alignment()
-    return [(phone.name, phone.start * FRAME_S) for word in decoder.get_alignment() for phone in word]
+    alignment = sphinx.align_to_dictionary(samples, sample_rate_hz, text)
+    return [(phone.name, phone.start * FRAME_S) for word in alignment for phone in word]
 
 
 def onset_differences_s(engine, text: str) -> list[float]:
