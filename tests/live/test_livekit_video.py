@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
-import pytest
 from livekit import rtc
 
 from photoavatar.animate.frames import FrameRenderer
@@ -29,14 +28,9 @@ async def pump_silence(video: LiveKitVideo, stop: asyncio.Event) -> None:
         await video.push_audio(rtc.AudioFrame(silence, SAMPLE_RATE_HZ, 1, FRAME_SAMPLES))
 
 
-@pytest.fixture
-def bundle(synthetic_bundle):
-    return synthetic_bundle
-
-
-async def test_video_is_published_as_a_camera_and_pushed_on_the_audio_clock(bundle):
+async def test_video_is_published_as_a_camera_and_pushed_on_the_audio_clock(synthetic_bundle):
     audio_source = rtc.AudioSource(SAMPLE_RATE_HZ, 1, queue_size_ms=150)
-    video = LiveKitVideo(SpeechOnVideo(FrameRenderer(bundle), lambda rtp: rtp / SAMPLE_RATE_HZ))
+    video = LiveKitVideo(SpeechOnVideo(FrameRenderer(synthetic_bundle), lambda rtp: rtp / SAMPLE_RATE_HZ))
     participant = RecordingParticipant()
     await video.publish(participant, audio_source)
     [(track, options)] = participant.tracks
@@ -64,7 +58,7 @@ async def test_video_is_published_as_a_camera_and_pushed_on_the_audio_clock(bund
     assert np.median(lags) <= 2 / video.fps, lags
 
 
-async def test_a_video_session_publishes_voice_and_camera_and_cuts_both(bundle, vector_sentence):
+async def test_a_video_session_publishes_voice_and_camera_and_cuts_both(synthetic_bundle, vector_sentence):
     """LiveKitTransport with video, published on a recording participant: real SDK sources, the audio pump going
     through the synchroniser, and a barge-in that empties the voice's queue and cuts the mouth at once."""
     from photoavatar.live.livekit import LiveKitTransport
@@ -72,7 +66,7 @@ async def test_a_video_session_publishes_voice_and_camera_and_cuts_both(bundle, 
 
     events, _ = vector_sentence
     transport = LiveKitTransport("ws://127.0.0.1:7880", "devkey", "a-secret-that-is-long-enough-for-hs256-0123",
-                                 "room-v", video=FrameRenderer(bundle))
+                                 "room-v", video=FrameRenderer(synthetic_bundle))
     participant = RecordingParticipant()
     participant.publish_data = _ignore_data
     await transport.publish(participant)

@@ -19,16 +19,6 @@ from photoavatar.live.video import VIDEO_CLOCK_HZ, PacedVideoTrack, SpeechOnVide
 NTP_TO_UNIX_S = 2208988800
 
 
-@pytest.fixture(scope="module")
-def bundle(synthetic_bundle):
-    return synthetic_bundle
-
-
-@pytest.fixture(scope="module")
-def sentence(vector_sentence):
-    return vector_sentence
-
-
 def ntp_seconds(ntp: int) -> float:
     return (ntp >> 32) + (ntp & 0xFFFFFFFF) / 2**32
 
@@ -45,12 +35,12 @@ def record_sender_reports(receiver, into: list) -> None:
     receiver._handle_rtcp_packet = recording
 
 
-async def test_sender_reports_of_audio_and_video_describe_one_clock(bundle):
+async def test_sender_reports_of_audio_and_video_describe_one_clock(synthetic_bundle):
     """Each report pairs a wall time with an RTP timestamp; converted to stream time with each track's own origin
     and clock rate, the wall time of stream time 0 must agree between the two tracks (lip sync in the receiver)."""
     playout = Playout()
     audio = PacedAudioTrack(playout)
-    speech = SpeechOnVideo(FrameRenderer(bundle), lambda rtp: 0.0)
+    speech = SpeechOnVideo(FrameRenderer(synthetic_bundle), lambda rtp: 0.0)
     video = PacedVideoTrack(speech, lambda: audio._started_at_s)
     server, client = RTCPeerConnection(RTCConfiguration(iceServers=[])), RTCPeerConnection(RTCConfiguration(iceServers=[]))
     reports = {"audio": [], "video": []}
@@ -101,12 +91,12 @@ async def test_sender_reports_of_audio_and_video_describe_one_clock(bundle):
     assert abs(statistics.median(audio_zero) - started_ntp_s) < 0.02
 
 
-def test_messages_place_an_utterance_where_its_first_sample_is_heard(bundle, sentence):
-    events, prosody = sentence
+def test_messages_place_an_utterance_where_its_first_sample_is_heard(synthetic_bundle, vector_sentence):
+    events, prosody = vector_sentence
     rtp_origin = 4_000_000_000  # wraps past 2^32 two seconds into the stream
     to_stream_s = lambda rtp: ((rtp - rtp_origin) % RTP_MODULO) / SAMPLE_RATE_HZ  # noqa: E731
-    speech = SpeechOnVideo(FrameRenderer(bundle), to_stream_s)
-    reference = FrameRenderer(bundle)
+    speech = SpeechOnVideo(FrameRenderer(synthetic_bundle), to_stream_s)
+    reference = FrameRenderer(synthetic_bundle)
     reference.add_utterance(3.0, events, prosody)
     # the prosody arrives before utterance_start (two channels: any order), visemes after
     speech.handle(Prosody("u1", prosody))
@@ -118,9 +108,9 @@ def test_messages_place_an_utterance_where_its_first_sample_is_heard(bundle, sen
     assert speech.cuts == 0
 
 
-def test_barge_in_cuts_the_mouth_and_a_queued_end_does_not(bundle, sentence):
-    events, prosody = sentence
-    speech = SpeechOnVideo(FrameRenderer(bundle), lambda rtp: rtp / SAMPLE_RATE_HZ)
+def test_barge_in_cuts_the_mouth_and_a_queued_end_does_not(synthetic_bundle, vector_sentence):
+    events, prosody = vector_sentence
+    speech = SpeechOnVideo(FrameRenderer(synthetic_bundle), lambda rtp: rtp / SAMPLE_RATE_HZ)
     speech.handle(UtteranceStart("u1", 0, "hello", "rtp"))
     speech.handle(Visemes("u1", events))
     speech.handle(Prosody("u1", prosody))

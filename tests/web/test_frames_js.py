@@ -34,19 +34,14 @@ def call_js(module: str, calls: list[tuple[str, list]]) -> list:
     return [a["result"] for a in answers]
 
 
-@pytest.fixture(scope="module")
-def bundle(synthetic_bundle):
-    return synthetic_bundle
-
-
 @pytest.mark.parametrize("vector", ["mixer_sentence_60fps.json", "mixer_jittery_frames_with_overrides.json"])
-def test_every_video_frame_carries_the_mouth_the_page_draws_at_its_middle(bundle, vector):
+def test_every_video_frame_carries_the_mouth_the_page_draws_at_its_middle(synthetic_bundle, vector):
     data = json.loads((VECTORS / vector).read_text())
     events = [VisemeEvent.from_json(e) for e in data["events"]]
     prosody = [ProsodyFrame.from_json(p) for p in data["prosody"]]
     duration_s = max(e.end_s for e in events) + 0.3
-    frames = list(talk_frames(bundle, events, prosody, duration_s))
-    mid_times = [(f.index + 0.5) / bundle.manifest.fps for f in frames]
+    frames = list(talk_frames(synthetic_bundle, events, prosody, duration_s))
+    mid_times = [(f.index + 0.5) / synthetic_bundle.manifest.fps for f in frames]
     [page_frames] = call_js("mixer.js", [("mix", [data["events"], data["prosody"], mid_times])])
     page_mouths = call_js("compose.js", [("jawWeights", [p["weights"], p["loudness"]]) for p in page_frames])
     assert len(page_mouths) == len(frames) > 20
@@ -57,13 +52,13 @@ def test_every_video_frame_carries_the_mouth_the_page_draws_at_its_middle(bundle
             assert weight == pytest.approx(page[name], abs=1e-9), (frame.index, name)
 
 
-def test_sampling_at_the_start_of_each_frame_would_lag_the_page(bundle):
+def test_sampling_at_the_start_of_each_frame_would_lag_the_page(synthetic_bundle):
     """The old `say` (mixer at k/fps): its frames trail the page's mouth; the check above would catch it."""
     data = json.loads((VECTORS / "mixer_sentence_60fps.json").read_text())
     events = [VisemeEvent.from_json(e) for e in data["events"]]
     prosody = [ProsodyFrame.from_json(p) for p in data["prosody"]]
-    frames = list(talk_frames(bundle, events, prosody, 1.0))
-    starts = [f.index / bundle.manifest.fps for f in frames]
+    frames = list(talk_frames(synthetic_bundle, events, prosody, 1.0))
+    starts = [f.index / synthetic_bundle.manifest.fps for f in frames]
     [at_start] = call_js("mixer.js", [("mix", [data["events"], data["prosody"], starts])])
     differences = [abs(f.mix.weights["Rest"] - s["weights"]["Rest"]) for f, s in zip(frames, at_start, strict=True)]
     assert max(differences) > 0.1
