@@ -10,11 +10,11 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def server_in_thread(app) -> Iterator[str]:
+def server_in_thread(app, limits=None) -> Iterator[str]:
     """Serve APP with uvicorn on a free loopback port in a thread; yields the base URL ("http://127.0.0.1:N/").
 
-    uvicorn runs as `photoavatar serve` runs it (server/serving.py: its timeouts and limits), with the app's own
-    limits when it is the photoavatar server."""
+    uvicorn runs as `photoavatar serve` runs it (server/serving.py: its timeouts and limits), with LIMITS, else the
+    app's own limits when it is the photoavatar server, else the defaults."""
     import uvicorn
 
     from photoavatar.server.limits import Limits
@@ -23,8 +23,9 @@ def server_in_thread(app) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    state = getattr(getattr(app, "state", None), "photoavatar", None)
-    limits = state.settings.limits if state is not None else Limits()
+    if limits is None:
+        state = getattr(getattr(app, "state", None), "photoavatar", None)
+        limits = state.settings.limits if state is not None else Limits()
     server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, limits, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -5,39 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
-import uvicorn
 import websockets
 from fastapi import FastAPI, WebSocket
 
 from photoavatar.server.app import create_app
 from photoavatar.server.config import ServerSettings
 from photoavatar.server.limits import Limits
-from photoavatar.server.serving import uvicorn_config
+from photoavatar.testing.servers import server_in_thread
 
 
 @contextlib.contextmanager
 def running(tmp_path, limits: Limits):
+    """The photoavatar server with LIMITS, served as `photoavatar serve` serves it; yields its port."""
     (tmp_path / "avatars").mkdir(exist_ok=True)
     app = create_app(ServerSettings(avatars_dir=tmp_path / "avatars", limits=limits))
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, limits, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with server_in_thread(app) as url:
+        yield urlsplit(url).port
 
 
 def closed_after_s(port: int, first_bytes: bytes, give_up_s: float) -> float | None:
@@ -100,24 +87,11 @@ def test_a_websocket_outlives_the_head_timeout(tmp_path):
         while True:
             await connection.send_text(await connection.receive_text())
 
-    limits = Limits(header_timeout_s=1)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, limits, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-
-    async def talk() -> str:
+    async def talk(port: int) -> str:
         async with websockets.connect(f"ws://127.0.0.1:{port}/echo") as connection:
             await asyncio.sleep(2.5)  # past the head timeout
             await connection.send("still here")
             return await asyncio.wait_for(connection.recv(), 5)
 
-    try:
-        assert asyncio.run(talk()) == "still here"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
+    with server_in_thread(app, Limits(header_timeout_s=1)) as url:
+        assert asyncio.run(talk(urlsplit(url).port)) == "still here"
