@@ -144,14 +144,15 @@ def _shortened(message: Message, field_name: str, max_bytes: int) -> str:
 
 
 def _viseme_json(event: VisemeEvent) -> dict:
+    """The event as speech/types.py writes it, times clamped to what the schema allows."""
     # Round to 0.1 ms: plenty for 25-60 fps, and half the bytes on the wire.
-    return {"viseme": event.viseme, "start_s": round(max(event.start_s, -MAX_LEAD_S), 4),
-            "end_s": round(max(event.end_s, 0.0), 4), "weight": round(event.weight, 4)}
+    return replace(event, start_s=round(max(event.start_s, -MAX_LEAD_S), 4), end_s=round(max(event.end_s, 0.0), 4),
+                   weight=round(event.weight, 4)).to_json()
 
 
 def _prosody_json(frame: ProsodyFrame) -> dict:
-    return {"time_s": round(max(frame.time_s, 0.0), 4), "loudness_db": round(frame.loudness_db, 2),
-            "pitch_hz": round(frame.pitch_hz, 2), "accent": round(frame.accent, 3)}
+    return replace(frame, time_s=round(max(frame.time_s, 0.0), 4), loudness_db=round(frame.loudness_db, 2),
+                   pitch_hz=round(frame.pitch_hz, 2), accent=round(frame.accent, 3)).to_json()
 
 
 # -- the schemas (docs/protocol.md prints them) ----------------------------------------------------
