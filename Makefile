@@ -37,7 +37,7 @@ bench: $(STAMP) browser-deps node-deps
 	$(PY) bench/avatarize.py
 	$(PY) bench/face_limits.py
 	$(PY) bench/speech.py
-	$(PY) bench/seam.py
+	$(PY) bench/stretches.py
 	$(PY) bench/run_on.py
 	$(PY) bench/audio_visemes.py
 	$(PY) bench/live_sessions.py
