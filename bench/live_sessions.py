@@ -12,7 +12,7 @@ with one ("Papa bought ..."). Measured:
   the hop to the event loop, the wait for the next 20 ms frame slot);
 - frames padded because speech was late mid-utterance (underruns), frames sent > 40 ms after their slot, the
   sender's pacing (lateness of each frame: p50 / p99), and the event loop's lag (overshoot of a 10 ms timer).
-Two server configurations run in the same process, one after the other: `new` (the short spliced head, the
+Two server configurations run in the same process, one after the other: `new` (each model run streamed a stretch at a time, the
 deadline scheduler on PHOTOAVATAR_TTS_MODELS x PHOTOAVATAR_TTS_THREADS, the lead-in as negative event times)
 and `old` (whole first clause, one model on 2 threads shared by 2 workers, a silent lead-in), which is what
 the server did before. Targets (issue 8): 1 session <= 100 ms at the receiver; 10 sessions median <= 250 ms,
@@ -185,7 +185,7 @@ def make_speech(config: str, models: int, threads: int):
     if config == "new":
         engine, lead_in, workers = PiperEngine(threads=threads, models=models), LEAD_IN_EVENTS, models
     elif config == "old":
-        engine, lead_in, workers = PiperEngine(threads=2, models=1, head_words=0), LEAD_IN_SILENCE, 2
+        engine, lead_in, workers = PiperEngine(threads=2, models=1, streamed=False), LEAD_IN_SILENCE, 2
     else:
         raise SystemExit(f"unknown configuration {config!r}: use new or old")
 

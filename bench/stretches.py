@@ -1,7 +1,7 @@
 """Streamed Piper runs: is a phrase rendered in the engine's stretches the phrase rendered whole, and what does it cost?
 
 1. Exactness: for each sentence, one sentence stage (`LoadedVoice.begin`) rendered whole and rendered in the
-   stretches the engine yields (photoavatar.speech.piper_engine._stretch_frames, from the same first frame); the
+   stretches the engine yields (photoavatar.speech.piper_engine.stretch_edges, from the same first frame); the
    largest |stretched - whole| in int16 steps over all samples and within 5 ms of each join. Equal samples
    mean equal loudness and pitch at every join. For contrast, "naive": two separate model runs split at the second
    word gap (the head words alone, then the rest alone) against the unsplit run: the pause at the join (ms,
@@ -28,10 +28,9 @@ from photoavatar.speech.ipa import SILENCE
 from photoavatar.speech.piper_engine import (
     FIRST_CHUNK_MAX_WORDS,
     PiperEngine,
-    _leading_pause_cut,
-    _stretch_frames,
     bound_phonemes,
-    group_phonemes,
+    phrase_timings,
+    stretch_edges,
 )
 from photoavatar.speech.prosody import analyze_prosody
 from photoavatar.speech.text import speech_pieces
@@ -57,15 +56,9 @@ PITCH_SPAN_S = 0.15  # F0 either side: the median voiced pitch this far before a
 
 
 def stretch_bounds(voice, phrase) -> list[int]:
-    """The frames where the engine's stretches of PHRASE start and end (an utterance's first phrase: the leading
-    pause cut as the engine cuts it)."""
-    rate, hop = voice.sample_rate_hz, voice.hop_samples
-    cut = _leading_pause_cut(group_phonemes(phrase.symbols, phrase.id_samples), rate)
-    bounds = [cut // hop]
-    while bounds[-1] < phrase.frames:
-        made_s = (bounds[-1] * hop - cut) / rate
-        bounds.append(_stretch_frames(made_s, phrase.frames, bounds[-1], hop, rate))
-    return bounds
+    """The frames where the engine's stretches of PHRASE start and end, as an utterance's first phrase."""
+    timings, cut = phrase_timings(phrase, 0, voice.sample_rate_hz)
+    return stretch_edges(timings, 0, cut, voice.hop_samples, voice.sample_rate_hz)
 
 
 def phrases_of(voice, text: str) -> list[list[str]]:

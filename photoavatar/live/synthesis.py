@@ -8,12 +8,16 @@ instance) always take the most urgent step of any stream:
 So one session's long text delays another's first audio by at most the step already running on each worker,
 and cancelling an utterance stops it within one chunk: its next step is never started. Steps far ahead of
 their deadline (more than HORIZON_S of audio buffered) wait, so a long text never hoards the CPU or memory.
+Because first chunks go first, a stream that has just started waits for every first chunk queued behind it
+before its second step: its first step is asked (stages.covering) for enough audio to last that long, from
+the learnt cost of a first step, so ten sessions starting together do not fall silent after their first words.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,6 +29,8 @@ from photoavatar.speech import stages
 log = logging.getLogger(__name__)
 
 HORIZON_S = 20.0  # audio a stream may have ready beyond what its listener has heard
+COST_SMOOTHING = 0.3  # weight of the latest first step in the learnt cost of one
+COVER_MARGIN = 1.25  # first chunks cover the expected wait for the stream's next step with this much to spare
 
 
 class StreamEnd:
@@ -76,6 +82,7 @@ class SynthesisScheduler:
         self._condition = threading.Condition()
         self._closed = False
         self._initializer = initializer
+        self._first_step_s: float | None = None  # learnt run time of a first step
         self._threads = [threading.Thread(target=self._work, name=f"synthesis-{i}", daemon=True)
                          for i in range(workers)]
         for thread in self._threads:
@@ -159,17 +166,22 @@ class SynthesisScheduler:
     def _run_step(self, stream: SynthesisStream) -> None:
         started = self._clock()
         with self._condition:
-            needed_by = stream.deadline_s() if not stream.waiting_for_first else None
+            first = stream.waiting_for_first
+            cover_s = self._first_cover_s(stream) if first else 0.0
         try:
-            with stages.deadline(needed_by if needed_by is not None else float("inf")):
+            with stages.covering(cover_s):
                 item, done, error = next(stream.steps), False, None
         except StopIteration:
             item, done, error = None, True, None
         except Exception as failure:  # an engine failure ends this stream, never a worker
             item, done, error = None, True, failure
         with self._condition:
+            run_s = self._clock() - started
             stream.runs += 1
-            stream.run_time_s += self._clock() - started
+            stream.run_time_s += run_s
+            if first and not done:
+                old = self._first_step_s
+                self._first_step_s = run_s if old is None else old + COST_SMOOTHING * (run_s - old)
             cancelled = stream.cancelled
             if not (cancelled or done):
                 stream.made_s += stream.duration_s(item)
@@ -188,6 +200,15 @@ class SynthesisScheduler:
             self._condition.notify()
         if cancelled:
             _close(stream.steps)
+
+    def _first_cover_s(self, stream: SynthesisStream) -> float:
+        """Audio STREAM's first chunk should hold: the first chunks queued behind it run before its next step
+        (a round of them per worker), then that step itself (about a first step's cost)."""
+        if self._first_step_s is None:
+            return 0.0
+        queued = sum(1 for other in self._streams if other.waiting_for_first and not other.running)
+        rounds = math.ceil(queued / self.workers) + 1
+        return COVER_MARGIN * rounds * self._first_step_s
 
     def _drop(self, stream: SynthesisStream) -> None:
         stream.finished = True

@@ -67,15 +67,17 @@ def prepend_silence(chunk: AudioChunk, samples: int) -> AudioChunk:
     if samples <= 0:
         return chunk
     audio = np.concatenate([np.zeros(samples, dtype=chunk.samples.dtype), chunk.samples])
-    phonemes = (PhonemeTiming(SILENCE, chunk.start_sample, samples), *_shifted(chunk.phonemes, samples))
-    return AudioChunk(audio, chunk.sample_rate_hz, chunk.start_sample, phonemes, chunk.text)
+    silence = PhonemeTiming(SILENCE, chunk.start_sample, samples)
+    phrase = (silence, *_shifted(chunk.phrase, samples)) if chunk.phrase else ()
+    return AudioChunk(audio, chunk.sample_rate_hz, chunk.start_sample, (silence, *_shifted(chunk.phonemes, samples)),
+                      chunk.text, phrase)
 
 
 def delay(chunk: AudioChunk, samples: int) -> AudioChunk:
     if samples <= 0:
         return chunk
     return AudioChunk(chunk.samples, chunk.sample_rate_hz, chunk.start_sample + samples,
-                      _shifted(chunk.phonemes, samples), chunk.text)
+                      _shifted(chunk.phonemes, samples), chunk.text, _shifted(chunk.phrase, samples))
 
 
 def _shifted(phonemes: tuple[PhonemeTiming, ...], samples: int) -> tuple[PhonemeTiming, ...]:

@@ -2,6 +2,9 @@
 
 The voice model predicts how many audio frames (hop 256 samples) each phoneme id lasts; those durations sum
 exactly to the audio, so the lip-sync timeline comes straight from the synthesiser, with no aligner.
+Each run (a clause or sentence) is streamed: its per-sentence stage gives all phoneme timings at once, then its
+audio is rendered a stretch at a time, each stretch exactly as in the whole run (speech/piper_graph.py), so the
+listener waits for a few milliseconds of model time rather than the whole sentence, with no seam.
 Piper voices do not expose that tensor by default: it is marked as a graph output once ("patched") and the
 patched copy is cached on disk, which loads faster than patching in memory at every start.
 """
@@ -11,12 +14,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
+import itertools
 import json
 import logging
+import math
 import os
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,24 +36,30 @@ from photoavatar.settings import (
     TTS_THREADS,
     setting,
 )
-from photoavatar.speech import splice, stages
+from photoavatar.speech import stages
 from photoavatar.speech.engine import SpeechError
 from photoavatar.speech.ipa import PAD, SENTENCE_BEGIN, SENTENCE_END, SILENCE, group_sounds, is_silence
+from photoavatar.speech.piper_graph import split_voice
 from photoavatar.speech.text import prepare_text, speech_pieces
 from photoavatar.speech.types import AudioChunk, PhonemeTiming, VoiceInfo
 
 log = logging.getLogger(__name__)
 
 BUNDLED_VOICE_ID = "en_US-joe-medium"
-FIRST_CHUNK_MAX_WORDS = 10  # the first whole piece: it must be ready before the short head has played
+FIRST_CHUNK_MAX_WORDS = 6  # the first model run: a short clause, as its sentence stage costs 5 ms + 0.3 ms a phoneme
 # The ceiling of one model run whatever espeak makes of the text ("3.14159..." is read digit by digit): about
 # 20 words, 6 s of speech, a peak of about 110 MB over the model's own memory (bench/run_on.py measures it).
 MAX_PHONEMES_PER_RUN = 240
 SYNTHESIS_NICE = 10  # onnxruntime's own threads yield to audio pacing; the server's workers run at the same
-COST_SMOOTHING = 0.3  # weight of the latest run in the learnt cost per phoneme id
-SHRINK_AFTER_IDS = 120  # runs longer than this (about 2 s of speech, ~40 MB) give their memory back after
+# Stretches rendered at a time (speech/piper_graph.py): the first short, so the listener hears it soon; each
+# later one as long as the audio already made, so it is ready before that has played (the "slow start" that
+# keeps ten sessions starting together from running dry); capped so sessions take turns on the CPU.
+FIRST_STRETCH_S = 0.3
+MAX_STRETCH_S = 1.5
+MIN_STRETCH_S = 0.15  # a shorter rest of the phrase joins the stretch before it
+STRETCH_TOLERANCE = 2  # int16 steps a stretch may differ from the whole run (float rounding)
+SHRINK_AFTER_FRAMES = 200  # renders longer than this (about 2 s of speech, ~40 MB) give their memory back after
 KEPT_PAUSE_S = 0.002  # of the model's leading pad: a clean start for the resampler and the Opus encoder
-CONTINUATION_MARGIN = 0.7  # a continuation is cut shorter unless it is expected within this share of its time
 
 
 @dataclass(frozen=True)
@@ -157,117 +167,192 @@ def _patch_for_alignment(model_path: Path) -> bytes:
     return model.SerializeToString()
 
 
-class LoadedVoice:
-    """One Piper voice in MODELS onnxruntime sessions: each run takes a free one, so MODELS runs go at once.
+@dataclass
+class Phrase:
+    """One model run's sentence stage: every phoneme id's length, and the latent frames its audio is made from."""
 
-    After each run the session's memory arena is shrunk and freed memory handed back to the system, so a
-    long text leaves the process at its baseline size (a run peaks at about 19 MB per second of audio).
+    symbols: list[str]  # the symbol of each phoneme id
+    id_samples: np.ndarray  # each id's duration in samples (whole frames)
+    latent: np.ndarray  # (1, channels, frames)
+    frame_inputs: dict[str, np.ndarray]  # the flow's other inputs (the frame mask)
+    # The flow's output from frame decoder_input_from_frame to the end, once a stretch after the first needed it:
+    # the later stretches then run the decoder only.
+    decoder_input: np.ndarray | None = None
+    decoder_input_from_frame: int = 0
+
+    @property
+    def frames(self) -> int:
+        return self.latent.shape[-1]
+
+
+@dataclass
+class _Instance:
+    """One voice instance: the three parts of the voice graph (piper_graph), one onnxruntime session each."""
+
+    sentence: object
+    flow: object
+    decoder: object
+
+    def parts(self) -> tuple:
+        return self.sentence, self.flow, self.decoder
+
+
+class LoadedVoice:
+    """One Piper voice in MODELS instances: each run takes a free one, so MODELS runs go at once.
+
+    The voice graph is cut in three (speech/piper_graph.py): `begin` runs the per-sentence part (phoneme lengths,
+    latent frames), `render` makes the audio of any stretch of those frames, exactly as the whole run would
+    (checked when the voice loads; `exact_stretches` is False, and each phrase is rendered whole, for a graph
+    whose stretches do not match). After a long render the memory arena is shrunk and freed memory handed back
+    to the system, so a long text leaves the process at its baseline size.
     """
 
     def __init__(self, voice: PiperVoiceFile, threads: int, cache_dir: Path | None = None, models: int = 1):
+        import onnx
         import onnxruntime
         from piper import PiperVoice
         from piper.config import PiperConfig
 
         if models not in range(1, MAX_TTS_MODELS + 1):
             raise SpeechError(f"models must be 1 to {MAX_TTS_MODELS} (voice instances run at once), got {models!r}")
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        # Idle intra-op threads would busy-wait for the next run and starve the live server's 20 ms audio pacing.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         model = aligned_model(voice, cache_dir)
-        sessions = _in_low_priority_thread(lambda: [
-            onnxruntime.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
-            for _ in range(models)])
-        if len(sessions[0].get_outputs()) < 2:
+        proto = onnx.load_from_string(model) if isinstance(model, bytes) else onnx.load(model)
+        if len(proto.graph.output) < 2:
             raise SpeechError(f"the Piper voice {voice.model_path} exposes no phoneme durations, so it cannot "
                               "be lip-synced; use a standard Piper (VITS) voice")
+        graphs = split_voice(proto)
+        if graphs is None:
+            raise SpeechError(f"the Piper voice {voice.model_path} is not a VITS graph this engine can run "
+                              "(no decoder or latent found); use a standard Piper voice")
+        self.graphs = graphs
+
+        # The sentence stage is some 2,400 small operations: a second thread only adds a hand-over to each.
+        one_thread = _session_options(onnxruntime, 1)
+        options = _session_options(onnxruntime, threads)
+
+        def session(part: bytes, part_options):
+            return onnxruntime.InferenceSession(part, sess_options=part_options, providers=["CPUExecutionProvider"])
+
+        self.instances = _in_low_priority_thread(lambda: [
+            _Instance(session(graphs.sentence, one_thread), session(graphs.flow, options),
+                      session(graphs.decoder, options))
+            for _ in range(models)])
         self.file = voice
         self.info = voice.info()
-        self.piper = PiperVoice(session=sessions[0], config=PiperConfig.from_dict(_read_config(voice.config_path)))
-        self.sessions = sessions  # the model instances (tests count runs on them)
+        # piper's own object only phonemizes and holds the config: its runs are the three parts' (session None)
+        self.piper = PiperVoice(session=None, config=PiperConfig.from_dict(_read_config(voice.config_path)))
+        self.exact_stretches = True
         self._free = list(range(models))
         self._available = threading.Condition()
-        self._seconds_per_id: float | None = None  # run time per phoneme id, smoothed over recent runs
         self._plain_run = onnxruntime.RunOptions()
         self._shrinking_run = onnxruntime.RunOptions()
         self._shrinking_run.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     @property
     def models(self) -> int:
-        return len(self.sessions)
-
-    def warm_up(self) -> None:
-        """Run each model instance once: an onnxruntime session's first run is several times slower."""
-        ids = self._to_ids(self.phonemize("Hello.")[0])[1]
-        for session in self.sessions:
-            self._infer(session, ids)
-        _return_freed_memory()
+        return len(self.instances)
 
     @property
     def sample_rate_hz(self) -> int:
         return self.piper.config.sample_rate
 
+    @property
+    def hop_samples(self) -> int:
+        return self.piper.config.hop_length
+
+    def warm_up(self) -> None:
+        """Run each instance once (an onnxruntime session's first run is several times slower) and check that
+        a phrase rendered in two stretches is the phrase rendered whole."""
+        phrase = self.begin(self.phonemize("Hello there, how are you today?")[0])
+        for _ in self.instances:
+            whole = self.render(phrase, 0, phrase.frames)
+        middle = phrase.frames // 2
+        halves = np.concatenate([self.render(phrase, 0, middle), self.render(phrase, middle, phrase.frames)])
+        difference = int(np.abs(halves.astype(np.int32) - whole).max())
+        if difference > STRETCH_TOLERANCE:
+            self.exact_stretches = False
+            log.warning("voice %s: a phrase rendered in stretches differs from the whole run by %d; rendering "
+                        "each phrase whole (first audio waits for the whole phrase)", self.file.voice_id, difference)
+        _return_freed_memory()
+
     def phonemize(self, text: str) -> list[list[str]]:
         """Phonemes per sentence (espeak-ng; piper holds its own lock around it)."""
         return self.piper.phonemize(text)
 
+    def begin(self, phonemes: list[str], length_scale: float | None = None) -> Phrase:
+        """The sentence stage of one run: phoneme lengths and latent frames (a few ms; no audio yet).
+        LENGTH_SCALE: the speaking rate, below 1 faster (default the voice's own)."""
+        symbols, ids = self._to_ids(phonemes)
+        config = self.piper.config
+        length = config.length_scale if length_scale is None else length_scale
+        inputs = {"input": np.array([ids], dtype=np.int64), "input_lengths": np.array([len(ids)], dtype=np.int64),
+                  "scales": np.array([config.noise_scale, length, config.noise_w_scale], dtype=np.float32)}
+        if config.num_speakers > 1:
+            inputs["sid"] = np.array([config.default_speaker_id or 0], dtype=np.int64)
+        with self._model() as instance:
+            latent, *frame_inputs, durations = instance.sentence.run(None, inputs)
+        id_frames = durations.reshape(-1).astype(np.int64)
+        if len(id_frames) != len(ids) or int(id_frames.sum()) != latent.shape[-1]:
+            raise SpeechError(f"the voice {self.file.voice_id} returned no usable phoneme durations")
+        return Phrase(symbols, id_frames * self.hop_samples, latent,
+                      dict(zip(self.graphs.flow_inputs, frame_inputs, strict=True)))
+
+    def render(self, phrase: Phrase, start_frame: int, end_frame: int) -> np.ndarray:
+        """The audio (int16) of frames START_FRAME to END_FRAME of PHRASE, computed with as many frames either side
+        as the flow and the decoder reach, so it equals that stretch of the whole run. The first stretch runs the
+        flow over what it needs; the next runs it to the phrase's end once, for every later stretch."""
+        frames, context = phrase.frames, self.graphs.decoder_context_frames
+        decoder_lo, decoder_hi = max(0, start_frame - context), min(frames, end_frame + context)
+        long_run = decoder_hi - decoder_lo > SHRINK_AFTER_FRAMES
+        options = self._shrinking_run if long_run else self._plain_run
+        with self._model() as instance:
+            decoder_in = self._decoder_input(instance, phrase, decoder_lo, decoder_hi, start_frame > 0, options)
+            decoder_feed = {self.graphs.decoder_input: decoder_in,
+                            **{name: _frames_of(phrase.frame_inputs[name], frames, decoder_lo, decoder_hi)
+                               for name in self.graphs.decoder_inputs}}
+            audio = instance.decoder.run(None, decoder_feed, options)[0].reshape(-1)
+        if long_run:
+            _return_freed_memory()
+        hop = self.hop_samples
+        audio = _match_length(audio, (decoder_hi - decoder_lo) * hop)[(start_frame - decoder_lo) * hop:
+                                                                       (end_frame - decoder_lo) * hop]
+        # Raw model output (peak about 0.5-0.8) with no per-sentence peak normalisation, so the stretches and
+        # phrases of one utterance keep the same loudness.
+        return (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+    def _decoder_input(self, instance: _Instance, phrase: Phrase, lo: int, hi: int, keep: bool, options) -> np.ndarray:
+        """The flow's output for frames LO..HI of PHRASE; with KEEP, computed to the phrase's end and kept."""
+        cached = phrase.decoder_input
+        if cached is not None and phrase.decoder_input_from_frame <= lo:
+            offset = phrase.decoder_input_from_frame
+            return np.ascontiguousarray(cached[..., lo - offset:hi - offset])
+        graphs, frames = self.graphs, phrase.frames
+        hi_run = frames if keep else hi
+        flow_lo, flow_hi = max(0, lo - graphs.flow_context_frames), min(frames, hi_run + graphs.flow_context_frames)
+        feed = {graphs.latent: phrase.latent[..., flow_lo:flow_hi],
+                **{name: _frames_of(value, frames, flow_lo, flow_hi) for name, value in phrase.frame_inputs.items()}}
+        output = instance.flow.run(None, feed, options)[0][..., lo - flow_lo:hi_run - flow_lo]
+        if keep:
+            phrase.decoder_input, phrase.decoder_input_from_frame = output, lo
+        return np.ascontiguousarray(output[..., :hi - lo])
+
     def speak(self, phonemes: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
         """Audio (int16) for one sentence, the symbol of each phoneme id, and each id's duration in samples."""
-        symbols, ids = self._to_ids(phonemes)
-        with self._model() as index:
-            started = time.perf_counter()
-            audio, id_samples = self._infer(self.sessions[index], ids)
-            self._learn_cost(time.perf_counter() - started, len(ids))
-        if len(ids) > SHRINK_AFTER_IDS:
-            _return_freed_memory()
-        if id_samples is None or len(id_samples) != len(ids):
-            raise SpeechError(f"the voice {self.file.voice_id} returned no usable phoneme durations")
-        # Raw model output (peak about 0.5-0.8) with no per-sentence peak normalisation, so chunks of one
-        # utterance keep the same loudness.
-        samples = (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
-        return _match_length(samples, int(id_samples.sum())), symbols, id_samples
-
-    def run_cost_s(self, phonemes: list[str]) -> float | None:
-        """What a run of PHONEMES is expected to take now (None before the first run): learnt from recent runs,
-        so it includes whatever else the machine is doing."""
-        with self._available:
-            per_id = self._seconds_per_id
-        return None if per_id is None else per_id * (2 * len(phonemes) + 3)
-
-    def _learn_cost(self, seconds: float, ids: int) -> None:
-        per_id = seconds / max(1, ids)
-        with self._available:
-            old = self._seconds_per_id
-            self._seconds_per_id = per_id if old is None else old + COST_SMOOTHING * (per_id - old)
+        phrase = self.begin(phonemes)
+        return self.render(phrase, 0, phrase.frames), phrase.symbols, phrase.id_samples
 
     @contextlib.contextmanager
-    def _model(self) -> Iterator[int]:
+    def _model(self) -> Iterator[_Instance]:
         with self._available:
             while not self._free:
                 self._available.wait()
             index = self._free.pop()
         try:
-            yield index
+            yield self.instances[index]
         finally:
             with self._available:
                 self._free.append(index)
                 self._available.notify()
-
-    def _infer(self, session, ids: list[int]) -> tuple[np.ndarray, np.ndarray | None]:
-        """Piper's phoneme_ids_to_audio; after a long run the memory arena is shrunk to what stays in use (a short
-        run reuses the arena as it is: a head's few MB are not worth freeing and reallocating on every run)."""
-        config = self.piper.config
-        inputs = {"input": np.array([ids], dtype=np.int64), "input_lengths": np.array([len(ids)], dtype=np.int64),
-                  "scales": np.array([config.noise_scale, config.length_scale, config.noise_w_scale], dtype=np.float32)}
-        if config.num_speakers > 1:
-            inputs["sid"] = np.array([config.default_speaker_id or 0], dtype=np.int64)
-        options = self._shrinking_run if len(ids) > SHRINK_AFTER_IDS else self._plain_run
-        result = session.run(None, inputs, options)
-        if len(result) < 2:
-            return result[0].squeeze(), None
-        return result[0].squeeze(), (result[1].squeeze() * config.hop_length).astype(np.int64)
 
     def _to_ids(self, phonemes: list[str]) -> tuple[list[str], list[int]]:
         """Phoneme ids as Piper builds them (^ _ p1 _ p2 _ ... pn _ $), with the symbol of each id."""
@@ -285,6 +370,20 @@ class LoadedVoice:
         symbols.append(SENTENCE_END)
         ids.extend(id_map[SENTENCE_END])
         return symbols, ids
+
+
+def _session_options(onnxruntime, threads: int):
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    # Idle intra-op threads would busy-wait for the next run and starve the live server's 20 ms audio pacing.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
+def _frames_of(value: np.ndarray, frames: int, lo: int, hi: int) -> np.ndarray:
+    """A per-frame input (last axis FRAMES long) cut to LO..HI; a per-sentence one (a speaker) as it is."""
+    return np.ascontiguousarray(value[..., lo:hi]) if value.shape[-1] == frames else value
 
 
 def group_phonemes(symbols: list[str], id_samples: np.ndarray, offset_sample: int = 0) -> list[PhonemeTiming]:
@@ -319,41 +418,68 @@ def _units(symbols: list[str], id_samples: np.ndarray) -> Iterator[tuple[str, in
         yield (SENTENCE_END, pad_samples)
 
 
-def _in_time(voice: LoadedVoice, phonemes: list[str], head_symbols: int) -> tuple[list[str], list[str]]:
-    """The whole run to continue a head from, and what is left for a run of its own after it.
-
-    Normally the whole sentence. When its run is not expected before the listener's audio runs out (many
-    sessions starting at once: stages.time_left_s), the longest prefix of words that is, so the listener
-    hears a later join (at a word gap, with a fresh run's prosody) rather than a silence.
-    """
-    left_s = stages.time_left_s()
-    cost_s = voice.run_cost_s(phonemes)
-    if left_s is None or cost_s is None or cost_s <= CONTINUATION_MARGIN * left_s:
-        return phonemes, []
-    gaps = [i for i, symbol in enumerate(phonemes) if symbol == SILENCE and i > head_symbols]
-    fitting = [i for i in gaps if voice.run_cost_s(phonemes[:i]) <= CONTINUATION_MARGIN * left_s]
-    cut = fitting[-1] if fitting else (gaps[0] if gaps else len(phonemes))
-    return phonemes[:cut], phonemes[cut + 1:]
-
-
-def _without_leading_pause(chunk: AudioChunk) -> AudioChunk:
-    """An utterance's first chunk without the model's silent pad before the first sound (keeping KEPT_PAUSE_S):
-    it is only waiting time before a listener hears anything (about 23 ms); timings move with the audio."""
-    first = chunk.phonemes[0] if chunk.phonemes else None
-    keep = round(KEPT_PAUSE_S * chunk.sample_rate_hz)
-    if first is None or not is_silence(first.phoneme) or first.duration_samples <= keep:
-        return chunk
+def phrase_timings(phrase: Phrase, start_sample: int, rate: int) -> tuple[tuple[PhonemeTiming, ...], int]:
+    """PHRASE's sound timings in the utterance (it starts at START_SAMPLE), and how many samples of the model's
+    leading pause are left out (only in an utterance's first phrase, keeping KEPT_PAUSE_S): that pause is only
+    waiting time before a listener hears anything (about 23 ms)."""
+    timings = group_phonemes(phrase.symbols, phrase.id_samples)
+    first = timings[0] if timings else None
+    keep = round(KEPT_PAUSE_S * rate)
+    if start_sample or first is None or not is_silence(first.phoneme) or first.duration_samples <= keep:
+        return tuple(group_phonemes(phrase.symbols, phrase.id_samples, start_sample)), 0
     cut = first.duration_samples - keep
-    timings = (PhonemeTiming(first.phoneme, chunk.start_sample, keep, first.stress),
-               *(PhonemeTiming(t.phoneme, t.start_sample - cut, t.duration_samples, t.stress) for t in chunk.phonemes[1:]))
-    return AudioChunk(chunk.samples[cut:], chunk.sample_rate_hz, chunk.start_sample, timings, chunk.text)
+    timings = group_phonemes(phrase.symbols, phrase.id_samples, start_sample - cut)
+    timings[0] = PhonemeTiming(first.phoneme, start_sample, keep, first.stress)
+    return tuple(timings), cut
 
 
-def _chunk(voice: LoadedVoice, phonemes: list[str], start_sample: int, text: str) -> AudioChunk:
+def stretch_edges(timings: tuple[PhonemeTiming, ...], start_sample: int, cut: int, hop: int, rate: int,
+                  whole: bool = False) -> list[int]:
+    """The phrase frames where its stretches begin and end. Each is as long as the audio already made (so it is
+    rendered while the audio before it plays), or what the scheduler asks a first chunk to cover
+    (stages.cover_s), from FIRST_STRETCH_S up to MAX_STRETCH_S; it ends where a sound ends, so no sound is cut
+    in two, and a short rest joins the stretch before it. WHOLE: one stretch."""
+    boundaries = [(timing.end_sample - start_sample + cut) // hop for timing in timings]
+    edges = [cut // hop]  # the leading pause left out is not even rendered
+    frames = boundaries[-1]
+    min_frames = math.ceil(MIN_STRETCH_S * rate / hop)
+    while edges[-1] < frames:
+        made_s = (start_sample + edges[-1] * hop - cut) / rate
+        seconds = min(MAX_STRETCH_S, max(FIRST_STRETCH_S, made_s, stages.cover_s() if len(edges) == 1 else 0.0))
+        wanted = edges[-1] + math.ceil(seconds * rate / hop)
+        if whole or frames - wanted < min_frames:
+            edges.append(frames)
+        else:
+            edges.append(next(frame for frame in boundaries if frame >= wanted))
+    return edges
+
+
+def _phrase_chunks(voice: LoadedVoice, phonemes: list[str], start_sample: int, text: str,
+                   whole: bool) -> Iterator[AudioChunk]:
+    """One model run's audio as chunks, one stretch each (or one chunk: WHOLE). Each carries the phrase's
+    timings (`AudioChunk.phrase`), known from the sentence stage before any audio."""
+    rate, hop = voice.sample_rate_hz, voice.hop_samples
     with stages.timed(stages.SYNTHESIS):
-        samples, symbols, id_samples = voice.speak(phonemes)
-    return AudioChunk(samples, voice.sample_rate_hz, start_sample,
-                      tuple(group_phonemes(symbols, id_samples, start_sample)), text)
+        phrase = voice.begin(phonemes)
+    timings, cut = phrase_timings(phrase, start_sample, rate)
+    for first_frame, end_frame in itertools.pairwise(stretch_edges(timings, start_sample, cut, hop, rate, whole)):
+        with stages.timed(stages.SYNTHESIS):
+            samples = voice.render(phrase, first_frame, end_frame)
+        chunk_start = start_sample + first_frame * hop - cut
+        if chunk_start < start_sample:  # the first stretch starts inside the pause left out
+            samples, chunk_start = samples[start_sample - chunk_start:], start_sample
+        yield AudioChunk(samples, rate, chunk_start, _clip(timings, chunk_start, chunk_start + len(samples)),
+                         text, phrase=timings)
+
+
+def _clip(timings: tuple[PhonemeTiming, ...], start: int, end: int) -> tuple[PhonemeTiming, ...]:
+    """The timings within START..END (stretches end at sound boundaries; the first may start inside the pause)."""
+    clipped = []
+    for timing in timings:
+        lo, hi = max(timing.start_sample, start), min(timing.end_sample, end)
+        if hi > lo:
+            clipped.append(PhonemeTiming(timing.phoneme, lo, hi - lo, timing.stress))
+    return tuple(clipped)
 
 
 def _in_low_priority_thread(make):
@@ -416,21 +542,21 @@ class PiperEngine:
 
     One instance may be shared by many sessions and driven from worker threads: MODELS runs go at once (one
     voice instance each), more wait. THREADS is onnxruntime's thread count per run (the PHOTOAVATAR_TTS_THREADS
-    range, settings.py). HEAD_WORDS: an utterance's first words are synthesised alone and played while its
-    whole first piece is made (speech/splice.py); 0 synthesises every piece whole.
+    range, settings.py). STREAMED: each run's audio comes a stretch at a time (the first after its sentence
+    stage and FIRST_STRETCH_S of audio); False renders each run whole before it is heard (the old path).
     """
 
     name = "piper"
 
     def __init__(self, voice: str | Path | None = None, *, threads: int = DEFAULT_TTS_THREADS,
-                 models: int = DEFAULT_TTS_MODELS, head_words: int = splice.HEAD_WORDS,
+                 models: int = DEFAULT_TTS_MODELS, streamed: bool = True,
                  first_chunk_max_words: int = FIRST_CHUNK_MAX_WORDS, cache_dir: Path | None = None):
         if threads not in range(MIN_TTS_THREADS, MAX_TTS_THREADS + 1):
             raise SpeechError(f"threads must be {MIN_TTS_THREADS} to {MAX_TTS_THREADS} (onnxruntime threads per "
                               f"synthesis, setting {TTS_THREADS}), got {threads!r}")
         self.threads = threads
         self.models = models
-        self.head_words = head_words
+        self.streamed = streamed
         self.first_chunk_max_words = first_chunk_max_words
         self._cache_dir = cache_dir
         self._loaded: dict[tuple[Path, Path], LoadedVoice] = {}
@@ -453,8 +579,9 @@ class PiperEngine:
         return self._chunks(voice, prepared.text)
 
     def _chunks(self, voice: LoadedVoice, text: str) -> Iterator[AudioChunk]:
-        """One chunk per model run (bounded: speech_pieces, bound_phonemes); the first run may be a spliced head."""
+        """Chunks of each model run (bounded: speech_pieces, bound_phonemes), one per stretch when streamed."""
         start_sample = 0
+        whole = not (self.streamed and voice.exact_stretches)
         for piece in speech_pieces(text, self.first_chunk_max_words):
             with stages.timed(stages.PHONEMIZE):
                 sentences = voice.phonemize(piece)
@@ -462,23 +589,9 @@ class PiperEngine:
                 for phonemes in bound_phonemes(sentence):
                     if not phonemes:
                         continue
-                    head = splice.head_phonemes(phonemes, self.head_words) if start_sample == 0 else None
-                    if head is None:
-                        chunk = _chunk(voice, phonemes, start_sample, piece)
-                        if start_sample == 0:
-                            chunk = _without_leading_pause(chunk)
+                    for chunk in _phrase_chunks(voice, phonemes, start_sample, piece, whole):
                         yield chunk
-                    else:
-                        first = _without_leading_pause(_chunk(voice, head, start_sample, piece))
-                        part = splice.play_head(first, self.head_words)
-                        yield part.chunk
-                        whole, rest = _in_time(voice, phonemes, len(head))
-                        chunk = splice.continue_from_whole(part, _chunk(voice, whole, 0, piece))
-                        if rest:
-                            yield chunk
-                            chunk = _chunk(voice, rest, chunk.end_sample, piece)
-                        yield chunk
-                    start_sample = chunk.end_sample
+                        start_sample = chunk.end_sample
 
     def _find_voice(self, voice_id: str | Path | None) -> PiperVoiceFile:
         if voice_id is None or str(voice_id) == "":

@@ -4,7 +4,8 @@ The live session collects the stages of an utterance's first chunk (text prepara
 run, timeline, prosody, resampling) and adds its own (waiting for a worker, the hop to the event loop, the
 wait for the next 20 ms frame slot), so bench/live_sessions.py and the page can show where first audio goes.
 Nothing is collected (and nothing costs more than a clock read) where no one asked. The same way, whoever
-runs a step may say by when its chunk is needed (`deadline`), so an engine can make a smaller chunk in time.
+runs a step may say how much audio its chunk should hold at least (`covering`): when other streams' first
+chunks go first, a stream's next step runs that much later, and a longer chunk keeps its listener from a gap.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ PROSODY = "prosody"
 RESAMPLE = "resample"
 
 _collector: ContextVar[dict[str, float] | None] = ContextVar("photoavatar_stage_times", default=None)
-_deadline: ContextVar[float | None] = ContextVar("photoavatar_chunk_deadline", default=None)
+_cover: ContextVar[float] = ContextVar("photoavatar_chunk_cover", default=0.0)
 
 
 @contextlib.contextmanager
@@ -47,16 +48,16 @@ def timed(stage: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def deadline(at_s: float) -> Iterator[None]:
-    """The chunk made in this block is needed by AT_S (time.monotonic()): its listener's audio ends then."""
-    token = _deadline.set(at_s)
+def covering(seconds: float) -> Iterator[None]:
+    """The chunk made in this block should hold at least SECONDS of audio: its stream's next step will not run
+    sooner than that."""
+    token = _cover.set(seconds)
     try:
         yield
     finally:
-        _deadline.reset(token)
+        _cover.reset(token)
 
 
-def time_left_s() -> float | None:
-    """Seconds until the chunk being made is needed (None: no one said; take as long as it takes)."""
-    at_s = _deadline.get()
-    return None if at_s is None else at_s - time.monotonic()
+def cover_s() -> float:
+    """Seconds of audio the chunk being made should hold at least (0: no one said)."""
+    return _cover.get()

@@ -22,7 +22,7 @@ MAX_TEXT_CHARS = 5000  # one request; longer text is streamed with split_sentenc
 # One model run synthesises at most this much (bound_sentence): Piper's memory grows with the sentence it is
 # given (about 19 MB per second of audio, 4.6 MB per word; a 4,800-character run-on took 8.7 GB), and a long
 # run delays every other session's next chunk. 20 words is about 5.5 s of speech, a peak of about 100 MB
-# per run and 0.25 s of synthesis on 2 threads (bench/seam.py prints the cost), and still one natural phrase.
+# per run and 0.25 s of synthesis on 2 threads (bench/stretches.py prints the cost), and still one natural phrase.
 MAX_WORDS_PER_RUN = 20
 MAX_CHARS_PER_RUN = 140  # long words and numbers: espeak reads "123456789" as many words
 

@@ -74,7 +74,8 @@ def build_viseme_events(phonemes: Sequence[PhonemeTiming], sample_rate_hz: int,
 
 
 class VisemeTimeline:
-    """The incremental form: `add(chunk)` gives each chunk's events as it arrives (chunks are sentences).
+    """The incremental form: `add(chunk)` gives each chunk's events as it arrives (chunks are sentences, or
+    stretches of one that carry its timings).
 
     A chunk's first shapes may ramp in during the silence that ended the previous chunk (a look-back), never
     over a shape already sent.
@@ -93,6 +94,8 @@ class VisemeTimeline:
         self._last_shape_end_s = -lead_s  # where the last non-Rest event sent so far ends
 
     def add(self, chunk: AudioChunk) -> list[VisemeEvent]:
+        """CHUNK's events. A stretch of a longer phrase (chunk.phrase) brings the whole phrase's events with its
+        first stretch, so coarticulation looks across the stretches; the later stretches bring none."""
         if chunk.sample_rate_hz != self.sample_rate_hz:
             raise TimelineError(f"chunk at {chunk.sample_rate_hz} Hz in a {self.sample_rate_hz} Hz timeline; "
                                 "resample it or start a new timeline")
@@ -102,10 +105,13 @@ class VisemeTimeline:
         self._end_sample = chunk.end_sample
         if len(chunk.samples) == 0:
             return []
-        phonemes = _phonemes_filling(chunk)
+        if chunk.phrase and chunk.phrase[0].start_sample < chunk.start_sample:
+            return []  # a later stretch: its events came with the phrase's first
+        timings, end_sample = (chunk.phrase, chunk.phrase[-1].end_sample) if chunk.phrase else (chunk.phonemes, chunk.end_sample)
+        phonemes = _phonemes_filling(timings, chunk.start_sample, end_sample)
         _check_phonemes(phonemes, self.sample_rate_hz)
         start_s = chunk.start_sample / self.sample_rate_hz
-        end_s = chunk.end_sample / self.sample_rate_hz
+        end_s = end_sample / self.sample_rate_hz
         earliest_s = min(start_s, self._last_shape_end_s)
         events = _events(phonemes, self.sample_rate_hz, start_s, end_s, earliest_s, self.time_constant_s)
         shapes = [e.end_s for e in events if e.viseme != REST]
@@ -114,18 +120,18 @@ class VisemeTimeline:
         return events
 
 
-def _phonemes_filling(chunk: AudioChunk) -> list[PhonemeTiming]:
-    """The chunk's phonemes, with silence where they leave part of its audio untimed (or none are given)."""
-    phonemes = list(chunk.phonemes)
+def _phonemes_filling(timings: Sequence[PhonemeTiming], start_sample: int, end_sample: int) -> list[PhonemeTiming]:
+    """TIMINGS, with silence where they leave part of START_SAMPLE..END_SAMPLE untimed (or none are given)."""
+    phonemes = list(timings)
     if not phonemes:
-        return [PhonemeTiming(SILENCE, chunk.start_sample, len(chunk.samples))]
-    if phonemes[0].start_sample > chunk.start_sample:
-        phonemes.insert(0, PhonemeTiming(SILENCE, chunk.start_sample, phonemes[0].start_sample - chunk.start_sample))
-    if phonemes[-1].end_sample < chunk.end_sample:
-        phonemes.append(PhonemeTiming(SILENCE, phonemes[-1].end_sample, chunk.end_sample - phonemes[-1].end_sample))
-    if phonemes[-1].end_sample > chunk.end_sample:
+        return [PhonemeTiming(SILENCE, start_sample, end_sample - start_sample)]
+    if phonemes[0].start_sample > start_sample:
+        phonemes.insert(0, PhonemeTiming(SILENCE, start_sample, phonemes[0].start_sample - start_sample))
+    if phonemes[-1].end_sample < end_sample:
+        phonemes.append(PhonemeTiming(SILENCE, phonemes[-1].end_sample, end_sample - phonemes[-1].end_sample))
+    if phonemes[-1].end_sample > end_sample:
         raise TimelineError(f"phoneme timings run to sample {phonemes[-1].end_sample}, past the chunk's audio "
-                            f"end {chunk.end_sample}; the engine's timings do not match its audio")
+                            f"end {end_sample}; the engine's timings do not match its audio")
     return phonemes
 
 

@@ -30,6 +30,9 @@ class AudioChunk:
     start_sample: int  # where this chunk starts in the utterance
     phonemes: tuple[PhonemeTiming, ...] = ()  # utterance-relative times
     text: str = ""  # the text this chunk speaks
+    # The timings of the whole phrase (one model run) this chunk is a stretch of, when the engine knows them
+    # before the phrase's audio; () when the chunk is a whole phrase. The viseme timeline coarticulates over it.
+    phrase: tuple[PhonemeTiming, ...] = ()
 
     @property
     def end_sample(self) -> int:

@@ -62,7 +62,7 @@ def make_engine(name: str = "piper", **options) -> SpeechEngine:
     """The engine called NAME. Piper is built once and shared (its model takes a second and ~100 MB to load).
 
     Piper options: threads (onnxruntime threads, default the PHOTOAVATAR_TTS_THREADS setting), models (voice
-    instances run at once, default PHOTOAVATAR_TTS_MODELS), head_words (speech/splice.py), voice.
+    instances run at once, default PHOTOAVATAR_TTS_MODELS), streamed (False: each run rendered whole), voice.
     """
     if name == "piper":
         return _shared_piper(**options)

@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from photoavatar.live.synthesis import END, SynthesisScheduler
+from photoavatar.live.synthesis import COVER_MARGIN, END, SynthesisScheduler
+from photoavatar.speech import stages
 
 WAIT_S = 5.0
 
@@ -163,3 +164,44 @@ def test_two_workers_run_two_streams_at_once(scheduler):
     assert sched.running() == 2
     gate.set()
     runs.wait_ended("x", "y")
+
+
+def test_a_first_chunk_is_asked_to_cover_the_first_chunks_queued_behind_it(scheduler):
+    """First chunks go first, so a stream that has just started waits for those queued behind it: its first
+    step is asked (stages.cover_s) for audio lasting a round of them per worker plus its own next step."""
+    now = [0.0]
+    sched = scheduler(1, clock=lambda: now[0])
+    covers: dict[str, float] = {}
+    gate, started = threading.Event(), threading.Event()
+
+    def steps(name: str, held: bool = False):
+        for index in range(2):
+            covers[f"{name}{index}"] = stages.cover_s()
+            if held and index == 0:
+                started.set()
+                assert gate.wait(WAIT_S)
+            now[0] += 0.1  # every step takes 0.1 s on the scheduler's clock
+            yield (name, index, 1.0)
+
+    ended: dict[str, threading.Event] = {}
+
+    def submit(name: str, **kwargs):
+        ended[name] = threading.Event()
+        sched.submit(steps(name, **kwargs), lambda item: item[2],
+                     lambda item, name=name: item is END and ended[name].set())
+
+    submit("a")  # alone: nothing learnt yet, nothing asked; its first step teaches the cost (0.1 s)
+    assert ended["a"].wait(WAIT_S)
+    submit("hold", held=True)
+    assert started.wait(WAIT_S)
+    for name in "bcd":
+        submit(name)
+    gate.set()
+    for name in ("hold", "b", "c", "d"):
+        assert ended[name].wait(WAIT_S)
+    assert covers["a0"] == 0.0
+    assert covers["hold0"] == pytest.approx(COVER_MARGIN * 1 * 0.1)
+    assert covers["b0"] == pytest.approx(COVER_MARGIN * 3 * 0.1)  # c and d queued behind it, then its own
+    assert covers["c0"] == pytest.approx(COVER_MARGIN * 2 * 0.1)
+    assert covers["d0"] == pytest.approx(COVER_MARGIN * 1 * 0.1)
+    assert all(covers[f"{name}1"] == 0.0 for name in ("a", "hold", "b", "c", "d"))  # later steps: by deadline

@@ -8,8 +8,17 @@ import threading
 import numpy as np
 import pytest
 
+from photoavatar.speech import stages
 from photoavatar.speech.engine import SpeechEngine, SpeechError
-from photoavatar.speech.piper_engine import BUNDLED_VOICE_ID, PiperEngine, bundled_voice, group_phonemes
+from photoavatar.speech.piper_engine import (
+    BUNDLED_VOICE_ID,
+    FIRST_STRETCH_S,
+    MAX_STRETCH_S,
+    PiperEngine,
+    _Instance,
+    bundled_voice,
+    group_phonemes,
+)
 from photoavatar.speech.voices import list_voices, make_engine
 
 SENTENCES = [
@@ -40,12 +49,45 @@ def test_phoneme_durations_add_up_to_the_audio_exactly(piper_engine, text):
 
 def test_chunks_continue_one_another_across_sentences(piper_engine):
     chunks = list(piper_engine.synthesize(" ".join(SENTENCES[1:])))
-    # the first sentence comes as two chunks: its short head, then the rest from the whole run (speech/splice.py)
-    assert [c.text for c in chunks] == SENTENCES[1:2] + SENTENCES[1:]
+    # each sentence comes as stretches of its one model run (speech/piper_graph.py), in order
+    texts = [c.text for c in chunks]
+    assert [t for i, t in enumerate(texts) if i == 0 or t != texts[i - 1]] == SENTENCES[1:]
     assert chunks[0].start_sample == 0
     for before, after in zip(chunks, chunks[1:], strict=False):
         assert after.start_sample == before.end_sample
-    assert all(np.abs(c.samples.astype(np.int32)).max() > 3000 for c in chunks)  # real speech, not silence
+    for sentence in SENTENCES[1:]:  # real speech, not silence
+        assert max(np.abs(c.samples.astype(np.int32)).max() for c in chunks if c.text == sentence) > 3000
+
+
+def test_the_first_stretch_is_short_and_later_ones_grow_with_the_audio_made(piper_engine):
+    chunks = list(piper_engine.synthesize("The weather today is sunny with a light breeze from the west and a few "
+                                          "clouds over the hills in the late afternoon, said the old farmer."))
+    frame_s = 256 / chunks[0].sample_rate_hz
+    inside = [c for c in chunks if c.phonemes[-1].end_sample < c.phrase[-1].end_sample]  # not a phrase's last
+    assert len(inside) >= 3
+    for chunk in inside:
+        made_s = chunk.start_sample / chunk.sample_rate_hz
+        wanted_s = max(FIRST_STRETCH_S, min(MAX_STRETCH_S, made_s))
+        last_sound_s = chunk.phonemes[-1].duration_samples / chunk.sample_rate_hz
+        # it ends at the first sound boundary past what it should hold (the first: less the pause left out)
+        assert wanted_s - frame_s <= chunk.duration_s < wanted_s + last_sound_s + frame_s
+    assert chunks[0].duration_s < FIRST_STRETCH_S + chunks[0].phonemes[-1].duration_samples / 22050 + frame_s
+    assert max(c.duration_s for c in chunks) > 2 * chunks[0].duration_s
+
+
+def test_a_first_chunk_holds_what_the_scheduler_asks_it_to_cover(piper_engine):
+    text = "The weather today is sunny with a light breeze from the west over the hills."
+    with stages.covering(0.9):
+        first = next(iter(piper_engine.synthesize(text)))
+    last_sound_s = first.phonemes[-1].duration_samples / first.sample_rate_hz
+    # up to a frame less (the leading pause left out); more up to the end of the sound it ends in
+    assert 0.9 - 0.012 <= first.duration_s < 0.9 + last_sound_s + 0.012
+
+
+def test_unstreamed_engine_renders_each_run_whole(piper_engine):
+    whole = PiperEngine(streamed=False, models=1)
+    chunks = list(whole.synthesize("Maybe we could meet by the beach on Sunday afternoon."))
+    assert len(chunks) == 1 and chunks[0].phrase == chunks[0].phonemes
 
 
 def phonemes_of(engine, text):
@@ -90,31 +132,38 @@ def test_long_first_sentence_is_cut_at_a_clause_for_a_quick_first_chunk(piper_en
 
 def test_closing_the_stream_stops_synthesis(piper_engine):
     voice = piper_engine.loaded_voice()
-    sessions = list(voice.sessions)
-    counter = RunCounter(sessions)
-    voice.sessions[:] = [counter] * len(sessions)
+    instances = list(voice.instances)
+    counter = RunCounter()
+    voice.instances[:] = [_Instance(*(counter.wrap(part) for part in instance.parts())) for instance in instances]
     try:
         stream = piper_engine.synthesize("First sentence here. Second sentence here. Third sentence here.")
         assert counter.runs == 0  # nothing is synthesised before the first chunk is asked for
         first = next(stream)
         stream.close()
         assert first.text == "First sentence here."
-        assert counter.runs == 1
+        assert counter.runs == 3  # the sentence stage and one stretch (flow, decoder); nothing after the close
         with pytest.raises(StopIteration):
             next(stream)
+        assert counter.runs == 3
     finally:
-        voice.sessions[:] = sessions
+        voice.instances[:] = instances
 
 
 class RunCounter:
     """Counts onnxruntime runs on the real sessions (third-party objects; the engine itself is untouched)."""
 
-    def __init__(self, sessions):
-        self.sessions, self.runs = sessions, 0
+    def __init__(self):
+        self.runs = 0
 
-    def run(self, *args, **kwargs):
-        self.runs += 1
-        return self.sessions[0].run(*args, **kwargs)
+    def wrap(self, session):
+        counter = self
+
+        class Counted:
+            def run(self, *args, **kwargs):
+                counter.runs += 1
+                return session.run(*args, **kwargs)
+
+        return Counted()
 
 
 def test_one_engine_serves_several_threads(piper_engine):

@@ -1,0 +1,205 @@
+"""A Piper (VITS) voice's graph cut in three, so a sentence's audio can be made a stretch at a time.
+
+A Piper run does two kinds of work. Per sentence: the text encoder and the duration predictor read the phoneme
+ids and give every phoneme its length and the sentence its latent frames (`z_p`, 256 samples each). Per frame:
+the flow turns those into the decoder's input and the decoder (HiFi-GAN) turns that into audio; that is about
+90 % of the cost and grows with the length of the speech. Both per-frame parts are stacks of convolutions, so
+any stretch of frames comes out the same as in the whole run when it is computed with enough frames either side
+(their receptive half-width, read from the layers: `context_frames`). So the sentence's own prosody is kept
+exactly while the listener waits only for the per-sentence part and one short stretch.
+
+`split_voice` finds the cut points by the graph's structure (the decoder's first convolution, the latent noise
+added last), not by node names, and returns None for a graph it does not recognise: the engine then synthesises
+whole runs as before.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+CONTEXT_SAFETY_FRAMES = 1  # rounding of the half-width: one frame more than the layers reach
+
+
+@dataclass(frozen=True)
+class VoiceGraphs:
+    """The three models (serialised ONNX) and what connects them."""
+
+    sentence: bytes  # phoneme ids -> latent, frame inputs, phoneme durations (the voice's outputs after audio)
+    flow: bytes  # latent stretch (+ frame inputs) -> decoder input stretch
+    decoder: bytes  # decoder input stretch -> audio
+    latent: str  # the flow's input tensor
+    flow_inputs: tuple[str, ...]  # further inputs of the flow: per frame (a mask) or per sentence (a speaker)
+    decoder_input: str
+    decoder_inputs: tuple[str, ...]  # further inputs of the decoder (a speaker embedding), taken whole
+    flow_context_frames: int
+    decoder_context_frames: int
+
+
+class SplitError(ValueError):
+    """The graph is not a Piper VITS graph as this module knows it."""
+
+
+def split_voice(model) -> VoiceGraphs | None:
+    """The three models of an alignment-patched Piper voice (onnx.ModelProto), or None if it cannot be cut."""
+    try:
+        return _split(model)
+    except (SplitError, KeyError, IndexError, StopIteration):
+        return None
+
+
+def _split(model) -> VoiceGraphs:
+    graph = model.graph
+    producers = {name: node for node in graph.node for name in node.output}
+    decoder_input = _decoder_input(graph, producers)
+    latent = _latent(graph, producers, decoder_input)
+    flow_nodes, flow_inputs = _between(graph, producers, {latent}, decoder_input)
+    decoder_nodes, decoder_inputs = _between(graph, producers, {decoder_input}, graph.output[0].name)
+    if set(decoder_inputs) - set(flow_inputs):
+        raise SplitError(f"the decoder needs {decoder_inputs}, which the flow does not take")
+    outputs = [latent, *flow_inputs, *(output.name for output in graph.output[1:])]
+    sentence_nodes, sentence_inputs = _between(graph, producers, {i.name for i in graph.input}, *outputs)
+    if set(sentence_inputs) - {i.name for i in graph.input}:
+        raise SplitError(f"the sentence stage needs {sentence_inputs}")
+    return VoiceGraphs(
+        sentence=_model(model, sentence_nodes, [i.name for i in graph.input], outputs),
+        flow=_model(model, flow_nodes, [latent, *flow_inputs], [decoder_input]),
+        decoder=_model(model, decoder_nodes, [decoder_input, *decoder_inputs], [graph.output[0].name]),
+        latent=latent, flow_inputs=tuple(flow_inputs), decoder_input=decoder_input,
+        decoder_inputs=tuple(decoder_inputs),
+        flow_context_frames=context_frames(flow_nodes, latent, _initializers(graph)),
+        decoder_context_frames=context_frames(decoder_nodes, decoder_input, _initializers(graph)))
+
+
+def _decoder_input(graph, producers) -> str:
+    """The input of the convolution that feeds the first upsampling layer (HiFi-GAN's conv_pre)."""
+    upsample = next(node for node in graph.node if node.op_type == "ConvTranspose")
+    node = producers[upsample.input[0]]
+    while node.op_type != "Conv":
+        if node.op_type not in ("LeakyRelu", "Relu", "Add"):
+            raise SplitError(f"unexpected {node.op_type} before the first upsampling layer")
+        node = producers[node.input[0]]
+    return node.input[0]
+
+
+def _latent(graph, producers, decoder_input: str) -> str:
+    """z_p: the output of the Add that mixes the last noise source into the frame means (before the flow)."""
+    ancestors = _ancestors(producers, decoder_input)
+    noise = [node for node in graph.node if node.op_type.startswith("RandomNormal") and id(node) in ancestors]
+    if not noise:
+        raise SplitError("no latent noise before the decoder")
+    consumers = _consumers(graph)
+    frontier, seen = list(noise[-1].output), set()
+    while frontier:
+        tensor = frontier.pop(0)
+        for node in consumers.get(tensor, ()):
+            if id(node) in seen or id(node) not in ancestors:
+                continue
+            seen.add(id(node))
+            if node.op_type == "Add":
+                return node.output[0]
+            frontier.extend(node.output)
+    raise SplitError("the latent noise is never added to the frame means")
+
+
+def _between(graph, producers, starts: set[str], *outputs: str) -> tuple[list, list[str]]:
+    """The nodes OUTPUTS depend on, back to STARTS; and the other tensors they read (not weights, not STARTS).
+
+    A tensor computed from STARTS, or from constants alone, is this part's own; one computed from the graph's
+    inputs without STARTS (a mask, a speaker embedding) is an input of this part."""
+    initializers = _initializers(graph)
+    own = _computed_from(graph, starts)
+    upstream = _computed_from(graph, {i.name for i in graph.input})
+    wanted, kept, extra = list(outputs), {}, []
+    while wanted:
+        tensor = wanted.pop()
+        if tensor in starts or tensor in initializers or not tensor:
+            continue
+        if tensor in upstream and tensor not in own:
+            if tensor not in extra:
+                extra.append(tensor)
+            continue
+        node = producers[tensor]
+        if id(node) not in kept:
+            kept[id(node)] = node
+            wanted.extend(node.input)
+    return [node for node in graph.node if id(node) in kept], sorted(extra)
+
+
+def _computed_from(graph, sources: set[str]) -> set[str]:
+    """Every tensor computed, directly or not, from SOURCES (and SOURCES)."""
+    reached = set(sources)
+    for node in graph.node:  # ONNX nodes are in topological order
+        if any(name in reached for name in node.input):
+            reached.update(node.output)
+    return reached
+
+
+def _ancestors(producers, tensor: str) -> set[int]:
+    seen, stack = set(), [tensor]
+    while stack:
+        node = producers.get(stack.pop())
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.extend(node.input)
+    return seen
+
+
+def _consumers(graph) -> dict[str, list]:
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    return consumers
+
+
+def _initializers(graph) -> dict:
+    return {init.name: init for init in graph.initializer}
+
+
+def _model(model, nodes: list, inputs: list[str], outputs: list[str]) -> bytes:
+    from onnx import TensorProto, helper
+
+    graph = model.graph
+    used = {name for node in nodes for name in node.input}
+    initializers = [init for init in graph.initializer if init.name in used]
+    known = {info.name: info for info in [*graph.input, *graph.output, *graph.value_info]}
+    inputs_info = [known.get(name) or helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in inputs]
+    outputs_info = [known.get(name) or helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs]
+    part = helper.make_graph(nodes, graph.name, inputs_info, outputs_info, initializers)
+    return helper.make_model(part, opset_imports=model.opset_import, ir_version=model.ir_version).SerializeToString()
+
+
+def context_frames(nodes: Iterable, frame_input: str, initializers: dict) -> int:
+    """Frames either side of a stretch that its output depends on: the receptive half-width of the longest path
+    of convolutions from FRAME_INPUT, in input frames (a layer after an upsampling counts in its finer steps)."""
+    reach = {frame_input: (0.0, 1)}  # tensor -> (half-width in frames, steps per frame)
+    for node in nodes:  # ONNX nodes are in topological order
+        seen = [reach[name] for name in node.input if name in reach]
+        if not seen:
+            continue
+        width, steps = max(w for w, _ in seen), max(s for _, s in seen)
+        if node.op_type in ("Conv", "ConvTranspose"):
+            kernel, dilation, stride = _conv_shape(node, initializers)
+            if node.op_type == "Conv":
+                width += (kernel - 1) * dilation / 2 / steps
+            else:
+                width += math.ceil(kernel / stride) / steps
+                steps *= stride
+        for name in node.output:
+            reach[name] = (width, steps)
+    return math.ceil(max(w for w, _ in reach.values())) + CONTEXT_SAFETY_FRAMES
+
+
+def _conv_shape(node, initializers: dict) -> tuple[int, int, int]:
+    from onnx import helper, numpy_helper
+
+    attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    kernel = attributes.get("kernel_shape") or list(numpy_helper.to_array(initializers[node.input[1]]).shape[2:])
+    dilation = (attributes.get("dilations") or [1])[-1]
+    stride = (attributes.get("strides") or [1])[-1]
+    if node.op_type == "Conv" and stride != 1:
+        raise SplitError(f"a strided convolution ({node.name}) changes the frame rate")
+    return int(kernel[-1]), int(dilation), int(stride)
