@@ -60,6 +60,7 @@ MIN_STRETCH_S = 0.15  # a shorter rest of the phrase joins the stretch before it
 STRETCH_TOLERANCE = 2  # int16 steps a stretch may differ from the whole run (float rounding)
 SHRINK_AFTER_FRAMES = 200  # renders longer than this (about 2 s of speech, ~40 MB) give their memory back after
 KEPT_PAUSE_S = 0.002  # of the model's leading pad: a clean start for the resampler and the Opus encoder
+INAUDIBLE_LEVEL = 100  # int16 (-50 dBFS): an utterance's quieter start is left out like the pad before it
 
 
 @dataclass(frozen=True)
@@ -466,10 +467,38 @@ def _phrase_chunks(voice: LoadedVoice, phonemes: list[str], start_sample: int, t
         with stages.timed(stages.SYNTHESIS):
             samples = voice.render(phrase, first_frame, end_frame)
         chunk_start = start_sample + first_frame * hop - cut
-        if chunk_start < start_sample:  # the first stretch starts inside the pause left out
+        if chunk_start < start_sample:  # the utterance's first stretch starts inside the pause left out
             samples, chunk_start = samples[start_sample - chunk_start:], start_sample
+            quiet = _inaudible_start(samples, timings, rate)
+            samples, timings, cut = samples[quiet:], _without_start(timings, quiet), cut + quiet
         yield AudioChunk(samples, rate, chunk_start, _clip(timings, chunk_start, chunk_start + len(samples)),
                          text, phrase=timings)
+
+
+def _inaudible_start(samples: np.ndarray, timings: tuple[PhonemeTiming, ...], rate: int) -> int:
+    """Samples at the start of an utterance under INAUDIBLE_LEVEL (the closure of a first /p/, a soft onset) to
+    leave out too, keeping KEPT_PAUSE_S; never a whole sound. The lips still close first: the timeline's lead-in
+    starts the closure before the first sample."""
+    loud = np.flatnonzero(np.abs(samples.astype(np.int32)) > INAUDIBLE_LEVEL)
+    first_sound = next((t for t in timings if not is_silence(t.phoneme)), None)
+    if not len(loud) or first_sound is None:
+        return 0
+    limit = first_sound.end_sample - timings[0].start_sample - round(KEPT_PAUSE_S * rate)
+    return int(max(0, min(loud[0] - round(KEPT_PAUSE_S * rate), limit)))
+
+
+def _without_start(timings: tuple[PhonemeTiming, ...], samples: int) -> tuple[PhonemeTiming, ...]:
+    """TIMINGS with their first SAMPLES left out: the rest moves earlier, a sound across the cut is shortened."""
+    if samples <= 0:
+        return timings
+    origin = timings[0].start_sample
+    kept = []
+    for timing in timings:
+        start = max(timing.start_sample - samples, origin)
+        end = timing.end_sample - samples
+        if end > start:
+            kept.append(PhonemeTiming(timing.phoneme, start, end - start, timing.stress))
+    return tuple(kept)
 
 
 def _clip(timings: tuple[PhonemeTiming, ...], start: int, end: int) -> tuple[PhonemeTiming, ...]:

@@ -7,7 +7,7 @@ import pytest
 
 from photoavatar.speech.phoneme_map import shapes_for
 from photoavatar.speech.prosody import ProsodyError, analyze_prosody
-from photoavatar.speech.types import PhonemeTiming
+from photoavatar.speech.types import AudioChunk, PhonemeTiming
 
 RATE = 22050
 
@@ -74,7 +74,9 @@ def test_a_tone_that_stops_goes_unvoiced_after_it():
 
 
 def test_accents_fall_on_stressed_vowels_of_real_speech(piper_engine):
-    chunk = next(piper_engine.synthesize("I never said she stole my money."))
+    chunks = list(piper_engine.synthesize("I never said she stole my money."))
+    chunk = AudioChunk(np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate_hz, 0,
+                       tuple(p for c in chunks for p in c.phonemes))
     frames = analyze_prosody(chunk.samples, chunk.sample_rate_hz, chunk.start_sample, chunk.phonemes)
     accented = [f for f in frames if f.accent > 0]
     assert accented and all(0 < f.accent <= 1 for f in accented)
@@ -86,8 +88,8 @@ def test_accents_fall_on_stressed_vowels_of_real_speech(piper_engine):
 
 
 def test_accents_without_phonemes_come_from_loudness_peaks(piper_engine):
-    chunk = next(piper_engine.synthesize("Nobody expected the rain to stop so suddenly."))
-    frames = analyze_prosody(chunk.samples, chunk.sample_rate_hz)
+    chunks = list(piper_engine.synthesize("Nobody expected the rain to stop so suddenly."))
+    frames = analyze_prosody(np.concatenate([c.samples for c in chunks]), chunks[0].sample_rate_hz)
     accented = [f for f in frames if f.accent > 0]
     assert accented
     assert min(np.diff([f.time_s for f in accented]), default=1.0) >= 0.2 - 1e-9
