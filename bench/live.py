@@ -273,7 +273,7 @@ class Target:
 STOP_TARGET = Target(100)  # /stop and barge-in: the old speech is silent within 100 ms (issue 4)
 AV_TARGET = Target(20, of_magnitude=True)
 ROWS = (  # (label, key, target or None)
-    ("/speak -> first audio played out at the track", "first_played", Target(200)),
+    ("/speak -> first audio played out at the track", "first_played", Target(150)),  # one session (issue 8)
     ("/speak -> first audio heard (Web Audio tap)", "first_heard", None),
     ("server: /speak -> first sample sent", "server_first_sample", None),
     ("A/V: heard onset (Web Audio) - RTP schedule", "av_offset", AV_TARGET),
