@@ -194,9 +194,6 @@ class _Instance:
     flow: object
     decoder: object
 
-    def parts(self) -> tuple:
-        return self.sentence, self.flow, self.decoder
-
 
 class LoadedVoice:
     """One Piper voice in MODELS instances: each run takes a free one, so MODELS runs go at once.
@@ -264,9 +261,10 @@ class LoadedVoice:
     def warm_up(self) -> None:
         """Run each instance once (an onnxruntime session's first run is several times slower) and check that
         a phrase rendered in two stretches is the phrase rendered whole."""
-        phrase = self.begin(self.phonemize("Hello there, how are you today?")[0])
-        for _ in self.instances:
-            whole = self.render(phrase, 0, phrase.frames)
+        phonemes = self.phonemize("Hello there, how are you today?")[0]
+        for instance in self.instances:  # each instance's own three sessions, not whichever is free
+            phrase = self._begin_on(instance, phonemes)
+            whole = self._render_on(instance, phrase, 0, phrase.frames)
         middle = phrase.frames // 2
         halves = np.concatenate([self.render(phrase, 0, middle), self.render(phrase, middle, phrase.frames)])
         difference = int(np.abs(halves.astype(np.int32) - whole).max())
@@ -283,6 +281,10 @@ class LoadedVoice:
     def begin(self, phonemes: list[str], length_scale: float | None = None) -> Phrase:
         """The sentence stage of one run: phoneme lengths and latent frames (a few ms; no audio yet).
         LENGTH_SCALE: the speaking rate, below 1 faster (default the voice's own)."""
+        with self._model() as instance:
+            return self._begin_on(instance, phonemes, length_scale)
+
+    def _begin_on(self, instance: _Instance, phonemes: list[str], length_scale: float | None = None) -> Phrase:
         symbols, ids = self._to_ids(phonemes)
         config = self.piper.config
         length = config.length_scale if length_scale is None else length_scale
@@ -290,8 +292,7 @@ class LoadedVoice:
                   "scales": np.array([config.noise_scale, length, config.noise_w_scale], dtype=np.float32)}
         if config.num_speakers > 1:
             inputs["sid"] = np.array([config.default_speaker_id or 0], dtype=np.int64)
-        with self._model() as instance:
-            latent, *frame_inputs, durations = instance.sentence.run(None, inputs)
+        latent, *frame_inputs, durations = instance.sentence.run(None, inputs)
         id_frames = durations.reshape(-1).astype(np.int64)
         if len(id_frames) != len(ids) or int(id_frames.sum()) != latent.shape[-1]:
             raise SpeechError(f"the voice {self.file.voice_id} returned no usable phoneme durations")
@@ -302,16 +303,19 @@ class LoadedVoice:
         """The audio (int16) of frames START_FRAME to END_FRAME of PHRASE, computed with as many frames either side
         as the flow and the decoder reach, so it equals that stretch of the whole run. The first stretch runs the
         flow over what it needs; the next runs it to the phrase's end once, for every later stretch."""
+        with self._model() as instance:
+            return self._render_on(instance, phrase, start_frame, end_frame)
+
+    def _render_on(self, instance: _Instance, phrase: Phrase, start_frame: int, end_frame: int) -> np.ndarray:
         frames, context = phrase.frames, self.graphs.decoder_context_frames
         decoder_lo, decoder_hi = max(0, start_frame - context), min(frames, end_frame + context)
         long_run = decoder_hi - decoder_lo > SHRINK_AFTER_FRAMES
         options = self._shrinking_run if long_run else self._plain_run
-        with self._model() as instance:
-            decoder_in = self._decoder_input(instance, phrase, decoder_lo, decoder_hi, start_frame > 0, options)
-            decoder_feed = {self.graphs.decoder_input: decoder_in,
-                            **{name: _frames_of(phrase.frame_inputs[name], frames, decoder_lo, decoder_hi)
-                               for name in self.graphs.decoder_inputs}}
-            audio = instance.decoder.run(None, decoder_feed, options)[0].reshape(-1)
+        decoder_in = self._decoder_input(instance, phrase, decoder_lo, decoder_hi, start_frame > 0, options)
+        decoder_feed = {self.graphs.decoder_input: decoder_in,
+                        **{name: _frames_of(phrase.frame_inputs[name], frames, decoder_lo, decoder_hi)
+                           for name in self.graphs.decoder_inputs}}
+        audio = instance.decoder.run(None, decoder_feed, options)[0].reshape(-1)
         if long_run:
             _return_freed_memory()
         hop = self.hop_samples
@@ -423,15 +427,13 @@ def phrase_timings(phrase: Phrase, start_sample: int, rate: int) -> tuple[tuple[
     """PHRASE's sound timings in the utterance (it starts at START_SAMPLE), and how many samples of the model's
     leading pause are left out (only in an utterance's first phrase, keeping KEPT_PAUSE_S): that pause is only
     waiting time before a listener hears anything (about 23 ms)."""
-    timings = group_phonemes(phrase.symbols, phrase.id_samples)
+    timings = tuple(group_phonemes(phrase.symbols, phrase.id_samples, start_sample))
     first = timings[0] if timings else None
     keep = round(KEPT_PAUSE_S * rate)
     if start_sample or first is None or not is_silence(first.phoneme) or first.duration_samples <= keep:
-        return tuple(group_phonemes(phrase.symbols, phrase.id_samples, start_sample)), 0
+        return timings, 0
     cut = first.duration_samples - keep
-    timings = group_phonemes(phrase.symbols, phrase.id_samples, start_sample - cut)
-    timings[0] = PhonemeTiming(first.phoneme, start_sample, keep, first.stress)
-    return tuple(timings), cut
+    return _without_start(timings, cut), cut
 
 
 def stretch_edges(timings: tuple[PhonemeTiming, ...], start_sample: int, cut: int, hop: int, rate: int,
