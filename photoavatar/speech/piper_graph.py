@@ -10,7 +10,9 @@ exactly while the listener waits only for the per-sentence part and one short st
 
 `split_voice` finds the cut points by the graph's structure (the decoder's first convolution, the latent noise
 added last), not by node names, and returns None for a graph it does not recognise: the engine then synthesises
-whole runs as before.
+whole runs as before. The parts' 1-D convolutions are rewritten as 2-D ones of height 1: onnxruntime runs image
+convolutions in its blocked (NCHWc) kernels, which make the decoder some 20 % and the sentence stage and the
+flow some 10 % faster on x86, with the same output to within float rounding.
 """
 
 from __future__ import annotations
@@ -63,9 +65,10 @@ def _split(model) -> VoiceGraphs:
     if set(sentence_inputs) - {i.name for i in graph.input}:
         raise SplitError(f"the sentence stage needs {sentence_inputs}")
     return VoiceGraphs(
-        sentence=_model(model, sentence_nodes, [i.name for i in graph.input], outputs),
-        flow=_model(model, flow_nodes, [latent, *flow_inputs], [decoder_input]),
-        decoder=_model(model, decoder_nodes, [decoder_input, *decoder_inputs], [graph.output[0].name]),
+        sentence=_model(model, sentence_nodes, [i.name for i in graph.input], outputs, convolutions_2d=True),
+        flow=_model(model, flow_nodes, [latent, *flow_inputs], [decoder_input], convolutions_2d=True),
+        decoder=_model(model, decoder_nodes, [decoder_input, *decoder_inputs], [graph.output[0].name],
+                       convolutions_2d=True),
         latent=latent, flow_inputs=tuple(flow_inputs), decoder_input=decoder_input,
         decoder_inputs=tuple(decoder_inputs),
         flow_context_frames=context_frames(flow_nodes, latent, _initializers(graph)),
@@ -159,17 +162,63 @@ def _initializers(graph) -> dict:
     return {init.name: init for init in graph.initializer}
 
 
-def _model(model, nodes: list, inputs: list[str], outputs: list[str]) -> bytes:
+def _model(model, nodes: list, inputs: list[str], outputs: list[str], convolutions_2d: bool = False) -> bytes:
     from onnx import TensorProto, helper
 
     graph = model.graph
     used = {name for node in nodes for name in node.input}
     initializers = [init for init in graph.initializer if init.name in used]
+    if convolutions_2d:
+        nodes, initializers = _as_2d_convolutions(nodes, initializers)
     known = {info.name: info for info in [*graph.input, *graph.output, *graph.value_info]}
     inputs_info = [known.get(name) or helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in inputs]
     outputs_info = [known.get(name) or helper.make_tensor_value_info(name, TensorProto.FLOAT, None) for name in outputs]
     part = helper.make_graph(nodes, graph.name, inputs_info, outputs_info, initializers)
     return helper.make_model(part, opset_imports=model.opset_import, ir_version=model.ir_version).SerializeToString()
+
+
+H_AXIS = "conv_2d_height_axis"  # the initializer naming axis 2, the height of 1 the 1-D convolutions gain
+
+
+def _as_2d_convolutions(nodes: list, initializers: list) -> tuple[list, list]:
+    """NODES with every 1-D convolution (3-D weights) run as a 2-D one of height 1: its input unsqueezed at axis 2,
+    its output squeezed back, so the rest of the graph is untouched. Copies: the voice's own graph is not changed."""
+    from onnx import helper, numpy_helper
+
+    weights = {init.name: init for init in initializers}
+    rewritten, new_weights = [helper.make_node("Constant", [], [H_AXIS], value=numpy_helper.from_array(
+        _int64s([2]), H_AXIS + "_value"))], {}
+    for node in nodes:
+        weight = weights.get(node.input[1]) if len(node.input) > 1 else None
+        if node.op_type not in ("Conv", "ConvTranspose") or weight is None or len(weight.dims) != 3:
+            rewritten.append(node)
+            continue
+        new_weights[weight.name] = numpy_helper.from_array(numpy_helper.to_array(weight)[:, :, None, :], weight.name)
+        flat_in, flat_out = node.input[0], node.output[0]
+        tall_in, tall_out = f"{flat_in}_2d_for_{flat_out}", f"{flat_out}_2d"
+        attributes = {a.name: _as_2d_attribute(a.name, helper.get_attribute_value(a)) for a in node.attribute}
+        rewritten += [helper.make_node("Unsqueeze", [flat_in, H_AXIS], [tall_in]),
+                      helper.make_node(node.op_type, [tall_in, *node.input[1:]], [tall_out], name=node.name,
+                                       **attributes),
+                      helper.make_node("Squeeze", [tall_out, H_AXIS], [flat_out])]
+    return rewritten, [new_weights.get(init.name, init) for init in initializers]
+
+
+def _as_2d_attribute(name: str, value):
+    """A 1-D convolution's attribute for the same convolution over a height of 1."""
+    if name == "pads":  # [begin, end] -> [top, begin, bottom, end]
+        return [0, value[0], 0, value[1]]
+    if name in ("kernel_shape", "strides", "dilations"):
+        return [1, *value]
+    if name == "output_padding":
+        return [0, *value]
+    return value
+
+
+def _int64s(values: list[int]):
+    import numpy as np
+
+    return np.array(values, dtype=np.int64)
 
 
 def context_frames(nodes: Iterable, frame_input: str, initializers: dict) -> int:

@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from photoavatar.speech.piper_engine import STRETCH_TOLERANCE, LoadedVoice, aligned_model, bundled_voice
-from photoavatar.speech.piper_graph import context_frames, split_voice
+from photoavatar.speech.piper_graph import _model, context_frames, split_voice
 
 TEXT = "Maybe we could meet by the beach, and bring a big blue map for the walk."
 
@@ -79,6 +79,30 @@ def test_context_of_a_made_up_stack(tmp_path):
              helper.make_node("Conv", ["b", "w"], ["c"], pads=[9, 9], dilations=[3])]  # 9 steps of 1/8 frame
     initializers = {"w": weight, "u": up}
     assert context_frames(nodes, "x", initializers) == int(np.ceil(3 + 2 + 9 / 8)) + 1
+
+
+def test_1d_convolutions_run_as_2d_ones_give_the_same_output():
+    rng = np.random.default_rng(7)
+
+    def weight(name, *shape):
+        return helper.make_tensor(name, TensorProto.FLOAT, shape, rng.normal(0, 0.3, shape).reshape(-1).tolist())
+
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["a"], pads=[4, 4], dilations=[2]),
+             helper.make_node("LeakyRelu", ["a"], ["r"], alpha=0.1),
+             helper.make_node("ConvTranspose", ["r", "u"], ["t"], strides=[4], pads=[2, 2], output_padding=[1]),
+             helper.make_node("Add", ["t", "t"], ["y"])]
+    graph = helper.make_graph(nodes, "stack", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, None])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [weight("w", 16, 3, 5), helper.make_tensor("b", TensorProto.FLOAT, [16], [0.5] * 16),
+                               weight("u", 16, 8, 8)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    flat, tall = (_model(model, list(graph.node), ["x"], ["y"], convolutions_2d=two_d) for two_d in (False, True))
+    assert all(len(w.dims) == 4 for w in onnx.load_from_string(tall).graph.initializer if w.name in "wu")
+    x = rng.normal(size=(1, 3, 37)).astype(np.float32)
+    outputs = [onnxruntime.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+               for m in (flat, tall)]
+    assert outputs[0].shape == outputs[1].shape == (1, 8, 4 * 37 + 1)
+    assert np.allclose(outputs[0], outputs[1], atol=1e-5)
 
 
 def test_a_graph_that_is_not_a_vits_voice_is_not_cut():
