@@ -1,14 +1,13 @@
 """The audio a session sends: utterance after utterance at 48 kHz, silence between, in 20 ms frames.
 
 `Playout` is the pure part (what sample goes out next, when an utterance's first sample leaves);
-`PacedAudioTrack` is the aiortc track that pulls it on a monotonic clock and knows the RTP timestamp of
-every sample it sends. `Resampler48k` turns engine audio (e.g. Piper's 22050 Hz) into the track's rate.
+`PacedAudioTrack` is the aiortc track that pulls it on a monotonic clock, hands aiortc Opus packets
+(live/opus.py) and knows the RTP timestamp of every sample it sends. `Resampler48k` turns engine audio (e.g. Piper's 22050 Hz) into the track's rate.
 """
 
 from __future__ import annotations
 
 import asyncio
-import fractions
 import time
 from collections import deque
 from collections.abc import Callable
@@ -19,12 +18,11 @@ import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from photoavatar.live.interruption import Interruption
+from photoavatar.live.opus import FRAME_SAMPLES, MIN_LEVEL_DBOV, OpusFrames
 from photoavatar.live.protocol import RTP_CLOCK_HZ, RTP_MODULO
 
 SAMPLE_RATE_HZ = RTP_CLOCK_HZ  # the track runs at the Opus RTP clock, so stream samples are RTP ticks
-FRAME_SAMPLES = 960  # 20 ms at 48 kHz: one Opus frame
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE_HZ
-_TIME_BASE = fractions.Fraction(1, SAMPLE_RATE_HZ)
 _SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 LATE_AFTER_S = 2 * FRAME_S  # a frame this late would drain a minimal receiver jitter buffer (audible)
 
@@ -169,8 +167,8 @@ class Playout:
 class PacedAudioTrack(MediaStreamTrack):
     """An aiortc audio track that sends the playout in real time, one 20 ms frame per tick.
 
-    Frame k carries pts k*960, so its RTP timestamp is the sender's random origin + k*960 (aiortc's Opus
-    encoder maps pts to RTP time one to one). aiortc does not expose that origin; it is read back from the
+    Frame k carries pts k*960, so its RTP timestamp is the sender's random origin + k*960 (aiortc maps a
+    packet's pts to RTP time one to one). aiortc does not expose that origin; it is read back from the
     sender's last-sent timestamp once the first frame has gone out, and the first frame is always silence
     so no utterance can start before the origin is known.
     """
@@ -188,9 +186,21 @@ class PacedAudioTrack(MediaStreamTrack):
         self.late_frames = 0  # frames produced more than LATE_AFTER_S after they were due
         self.max_lateness_s = 0.0
         self.lateness_s: deque[float] = deque(maxlen=3000)  # of the last minute of frames: the sender's pacing
+        self.encoder = OpusFrames()
+        self.level_dbov = MIN_LEVEL_DBOV  # of the frame recv returned last
 
     def attach_sender(self, sender) -> None:
+        """SENDER (aiortc's RTCRtpSender of this track) sends the level of each packet, as it does for frames."""
         self._sender = sender
+        next_encoded_frame = sender._next_encoded_frame  # aiortc 1.16: one call per packet, after our recv
+
+        async def with_level(codec):
+            encoded = await next_encoded_frame(codec)
+            if encoded is not None:
+                encoded.audio_level = self.level_dbov
+            return encoded
+
+        sender._next_encoded_frame = with_level
 
     @property
     def frames_sent(self) -> int:
@@ -207,7 +217,7 @@ class PacedAudioTrack(MediaStreamTrack):
             raise RuntimeError("the RTP origin is not known before the first frame has been sent")
         return (self._rtp_origin + stream_sample) % RTP_MODULO
 
-    async def recv(self) -> av.AudioFrame:
+    async def recv(self) -> av.Packet:
         if self.readyState != "live":
             raise MediaStreamError
         await self._wait_until_due()
@@ -219,7 +229,8 @@ class PacedAudioTrack(MediaStreamTrack):
         else:
             samples = self.playout.next_frame()
         self._frames_sent += 1
-        return _audio_frame(samples, pts)
+        packet, self.level_dbov = self.encoder.encode(samples, pts)
+        return packet
 
     async def _wait_until_due(self) -> None:
         now = self._clock()
@@ -248,10 +259,3 @@ class PacedAudioTrack(MediaStreamTrack):
             return
         self._rtp_origin = (last_sent - (self._frames_sent - 1) * FRAME_SAMPLES) % RTP_MODULO
 
-
-def _audio_frame(samples: np.ndarray, pts: int) -> av.AudioFrame:
-    frame = av.AudioFrame.from_ndarray(samples[None, :], format="s16", layout="mono")
-    frame.sample_rate = SAMPLE_RATE_HZ
-    frame.pts = pts
-    frame.time_base = _TIME_BASE
-    return frame

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import av
 import numpy as np
 import pytest
 
@@ -87,10 +88,12 @@ def test_resampler_refuses_a_nonsense_rate():
 async def test_the_track_paces_frames_in_real_time_with_consecutive_pts():
     track = PacedAudioTrack(Playout())
     started = time.monotonic()
-    frames = [await track.recv() for _ in range(11)]
+    packets = [await track.recv() for _ in range(11)]
     assert time.monotonic() - started >= 10 * 0.02 - 0.005  # never faster than real time
-    assert [f.pts for f in frames] == [i * FRAME_SAMPLES for i in range(11)]
-    assert {f.sample_rate for f in frames} == {48000} and {f.samples for f in frames} == {FRAME_SAMPLES}
+    assert [p.pts for p in packets] == [i * FRAME_SAMPLES for i in range(11)]
+    decoder = av.CodecContext.create("libopus", "r")
+    decoder.layout, decoder.format, decoder.sample_rate = "mono", "s16", 48000
+    assert {f.samples for p in packets for f in decoder.decode(p)} == {FRAME_SAMPLES}  # 20 ms Opus each
     assert track.rtp_timestamp_at(5000) == 5000  # no RTP sender: stream time is the clock
     track.stop()
 
