@@ -68,9 +68,10 @@ def tts_threads() -> int:
 # 2 cores (load < 1, ten 3-word heads at once, median time to done): 1 x 2 threads 289-304 ms, 2 x 1 222-236 ms,
 # 2 x 2 260-284 ms; one run alone is ~1.8x faster on 2 threads than on 1. Two instances of PHOTOAVATAR_TTS_THREADS
 # (default 2) keep one viewer's first chunk on 2 threads and let a second session's run go at the same time;
-# their threads run at low priority (piper_engine.SYNTHESIS_NICE), so audio pacing is not delayed.
+# their threads run at low priority (SYNTHESIS_NICE), so audio pacing is not delayed.
 # bench/live_sessions.py --configs new:2x1,new:2x2,new:1x2 compares them in one run.
 TTS_MODELS = "PHOTOAVATAR_TTS_MODELS"
+SYNTHESIS_NICE = 10  # synthesis threads (the server's workers, onnxruntime's own) yield the CPU to audio pacing
 MIN_TTS_MODELS, MAX_TTS_MODELS, DEFAULT_TTS_MODELS = 1, 4, 2
 
 

@@ -40,7 +40,14 @@ from photoavatar.server.avatars import (
 from photoavatar.server.cleanup import remove_stale_leftovers
 from photoavatar.server.config import ServerSettings
 from photoavatar.server.files import HeldFileResponse
-from photoavatar.server.guards import authorised_session, http_error, rate_limit, valid_id, yield_cpu_to_audio
+from photoavatar.server.guards import (
+    authorised_session,
+    http_error,
+    rate_limit,
+    single_threaded_blas,
+    valid_id,
+    yield_cpu_to_audio,
+)
 from photoavatar.server.ids import JOB_ID, VOICE_ID
 from photoavatar.server.jobs import AvatarJobs, TooManyJobs, new_work_folder
 from photoavatar.server.limits import RateLimiter
@@ -92,6 +99,7 @@ def create_app(settings: ServerSettings | None = None, speech: SpeechSource | No
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI):
         with state.transports.running():  # the process-wide ICE mode, for as long as the server runs
+            single_threaded_blas()
             remove_stale_leftovers(settings.avatars_dir)
             lag_probe = asyncio.create_task(state.loop_lag.probe_forever())
             reaper = asyncio.create_task(state.sessions.reap_forever())

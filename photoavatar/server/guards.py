@@ -1,7 +1,8 @@
 """What every route checks first, in one place for server/app.py and server/audio_routes.py alike.
 
 HTTP errors as JSON {"detail"}, the session token (Bearer) and the session it names, ids by their rules,
-the per-key rate limits, and the lower CPU priority of worker threads (the 20 ms audio pacing must win).
+the per-key rate limits, and what keeps worker threads off the 20 ms audio pacing's CPU (their lower priority,
+single-threaded BLAS).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from photoavatar.live.session import LiveSession
 from photoavatar.live.tokens import TokenError
 from photoavatar.server.ids import SESSION_ID, IdRule, InvalidId
 from photoavatar.server.limits import RateLimiter
+from photoavatar.settings import SYNTHESIS_NICE
 
 
 def http_error(status: int, detail: str, headers: dict | None = None) -> HTTPException:
@@ -68,4 +70,15 @@ def yield_cpu_to_audio() -> None:
     Linux gives each thread its own nice value (by native thread id); elsewhere this is a no-op.
     """
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SYNTHESIS_NICE)
+
+
+def single_threaded_blas() -> None:
+    """numpy's BLAS (OpenBLAS) on one thread for the rest of the process.
+
+    Its helper thread spins after every call it shares; on a live server, whose numpy work is small and spread
+    over the synthesis workers, that spinning took 14-25 % of a core from them with ten sessions speaking
+    (bench/live_sessions.py, per-thread CPU)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")

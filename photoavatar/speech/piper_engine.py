@@ -33,6 +33,7 @@ from photoavatar.settings import (
     MAX_TTS_MODELS,
     MAX_TTS_THREADS,
     MIN_TTS_THREADS,
+    SYNTHESIS_NICE,
     TTS_THREADS,
     setting,
 )
@@ -50,7 +51,6 @@ FIRST_CHUNK_MAX_WORDS = 6  # the first model run: a short clause, as its sentenc
 # The ceiling of one model run whatever espeak makes of the text ("3.14159..." is read digit by digit): about
 # 20 words, 6 s of speech, a peak of about 110 MB over the model's own memory (bench/run_on.py measures it).
 MAX_PHONEMES_PER_RUN = 240
-SYNTHESIS_NICE = 10  # onnxruntime's own threads yield to audio pacing; the server's workers run at the same
 # Stretches rendered at a time (speech/piper_graph.py): the first short, so the listener hears it soon; each
 # later one as long as the audio already made, so it is ready before that has played (the "slow start" that
 # keeps ten sessions starting together from running dry); capped so sessions take turns on the CPU.

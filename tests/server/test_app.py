@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import time
 
 import httpx
@@ -202,6 +203,26 @@ async def test_post_avatars_builds_a_bundle_in_the_background(tmp_path, faces_di
         assert job == {**job, "state": "done", "progress": 1.0, "avatar_id": "grace"}, job
         assert "grace" in (await http.get("/avatars")).json()
         assert (await http.get("/avatars/grace/atlas.png")).headers["content-type"] == "image/png"
+
+
+async def test_a_running_server_keeps_blas_and_its_synthesis_workers_off_the_audio_pacing(tmp_path):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from photoavatar.settings import SYNTHESIS_NICE
+
+    with threadpool_limits(limits=2, user_api="blas"):  # as numpy starts on 2 cores; put back after the test
+        async with server(tmp_path) as http:
+            assert {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"} == {1}
+            state = http._transport.app.state.photoavatar
+            assert state.scheduler.workers >= 1
+            def niceness() -> set[int]:
+                return {os.getpriority(os.PRIO_PROCESS, thread.native_id) for thread in state.scheduler._threads}
+
+            for _ in range(100):  # each worker lowers its own priority as it starts
+                if niceness() == {SYNTHESIS_NICE}:
+                    break
+                await asyncio.sleep(0.02)
+            assert niceness() == {SYNTHESIS_NICE}
 
 
 async def test_openapi_docs_are_served(tmp_path):
