@@ -17,7 +17,9 @@ deadline scheduler on PHOTOAVATAR_TTS_MODELS x PHOTOAVATAR_TTS_THREADS, the lead
 and `old` (whole first clause, one model on 2 threads shared by 2 workers, a silent lead-in), which is what
 the server did before. Targets (issue 8): 1 session <= 100 ms at the receiver; 10 sessions median <= 250 ms,
 p90 <= 400 ms, no underrun; event loop lag < 20 ms at 10 sessions.
-Run: .venv/bin/python bench/live_sessions.py [--sizes 1,10,20] [--configs new,old] [--models 2 --threads 2]
+Each size runs --rounds times (all its sessions at once each time, a pause between; one session at least
+ONE_SESSION_ROUNDS times), and the figures pool the rounds: "heard" counts the samples, underruns are summed.
+Run: .venv/bin/python bench/live_sessions.py [--sizes 1,10,20] [--configs new,old] [--models 2 --threads 2] [--rounds 3]
 (a configuration "new:MxT" runs M voice instances of T threads, e.g. --configs new:2x1,new:2x2,new:1x2,old)
 """
 
@@ -40,13 +42,15 @@ PLAIN = ["Hello there, how are you doing today? I hope the weather is kind to yo
 PLOSIVE = ["Papa bought a big blue boat, and then he painted it bright pink for the summer party."]
 TEXTS = {"plain": PLAIN, "plosive": PLOSIVE}
 LOUD_DBFS = -40.0
+ONE_SESSION_ROUNDS = 7
+ROUND_PAUSE_S = 0.5  # quiet between rounds, as between a chat's turns
 STAGE_ORDER = ["wait_for_worker", "text", "phonemize", "synthesis", "timeline", "prosody", "resample",
                "hop_to_loop", "frame_slot"]
 
 
 # -- the clients (child process) ------------------------------------------------------------------
 
-async def run_clients(n: int, base_url: str, kind: str) -> None:
+async def run_clients(n: int, base_url: str, kind: str, rounds: int) -> None:
     import httpx
 
     from photoavatar.live.ice import restrict_to_loopback
@@ -66,12 +70,14 @@ async def run_clients(n: int, base_url: str, kind: str) -> None:
             clients.append((session, peer, auth))
         print("ready", json.dumps([s["session_id"] for s, _, _ in clients]), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # "go"
-        texts = TEXTS[kind]
-        sent_at = await asyncio.gather(*(_speak(http, s, a, texts[i % len(texts)])
-                                         for i, (s, _, a) in enumerate(clients)))
-        for _, peer, _ in clients:
-            await peer.wait_for(lambda peer=peer: peer.of_type("utterance_end"), 180)
-        firsts = [_first_loud(peer, t) for (_, peer, _), t in zip(clients, sent_at, strict=True)]
+        texts, firsts = TEXTS[kind], []
+        for round_ in range(rounds):
+            sent_at = await asyncio.gather(*(_speak(http, s, a, texts[(i + round_) % len(texts)])
+                                             for i, (s, _, a) in enumerate(clients)))
+            for _, peer, _ in clients:
+                await peer.wait_for(lambda peer=peer, ended=round_ + 1: len(peer.of_type("utterance_end")) >= ended, 180)
+            firsts += [_first_loud(peer, t) for (_, peer, _), t in zip(clients, sent_at, strict=True)]
+            await asyncio.sleep(ROUND_PAUSE_S)
         reasons = sorted({p.of_type("utterance_end")[0]["reason"] for _, p, _ in clients})
         print("done", json.dumps({"reasons": reasons, "first_audio_s": [f[0] for f in firsts],
                                   "decoded_s": [f[1] for f in firsts]}), flush=True)
@@ -124,9 +130,9 @@ async def loop_lag_probe(samples: list[float], stop: asyncio.Event) -> None:
         samples.append(time.monotonic() - start - 0.01)
 
 
-async def measure(app, n: int, base_url: str, kind: str) -> dict:
+async def measure(app, n: int, base_url: str, kind: str, rounds: int) -> dict:
     child = await asyncio.create_subprocess_exec(sys.executable, str(HERE), "--clients", str(n), "--url", base_url,
-                                                 "--kind", kind, stdin=asyncio.subprocess.PIPE,
+                                                 "--kind", kind, "--rounds", str(rounds), stdin=asyncio.subprocess.PIPE,
                                                  stdout=asyncio.subprocess.PIPE)
     ready = (await child.stdout.readline()).decode()
     if not ready.startswith("ready"):
@@ -152,7 +158,7 @@ async def measure(app, n: int, base_url: str, kind: str) -> dict:
     stages = [st for s in sessions for st in s.first_audio_stages]
     lateness = sorted(x for s in sessions for x in s.transport.track.lateness_s)
     return {
-        "sessions": n, "text": kind, "ends": done["reasons"],
+        "sessions": n, "text": kind, "rounds": rounds, "ends": done["reasons"],
         "receiver": [x for x in done["first_audio_s"] if x is not None],
         "decoded": [x for x in done["decoded_s"] if x is not None],
         "heard": sum(x is not None for x in done["first_audio_s"]),
@@ -164,6 +170,11 @@ async def measure(app, n: int, base_url: str, kind: str) -> dict:
         "lag_p50_ms": _pct(sorted(lags), 0.5) * 1000, "lag_p99_ms": _pct(sorted(lags), 0.99) * 1000,
         "lag_max_ms": max(lags) * 1000,
     }
+
+
+def _rounds(sessions: int, rounds: int) -> int:
+    """One session gives one sample a round: it gets ONE_SESSION_ROUNDS at least, for a median worth quoting."""
+    return max(rounds, ONE_SESSION_ROUNDS) if sessions == 1 else rounds
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -195,7 +206,8 @@ def make_speech(config: str, models: int, threads: int):
     return speak, engine.voices(), workers
 
 
-async def run_config(config: str, sizes: list[int], kinds: list[str], models: int, threads: int) -> list[dict]:
+async def run_config(config: str, sizes: list[int], kinds: list[str], models: int, threads: int,
+                     rounds: int) -> list[dict]:
     import uvicorn
 
     from photoavatar.server.app import create_app
@@ -221,7 +233,8 @@ async def run_config(config: str, sizes: list[int], kinds: list[str], models: in
         config = config if config != "new" else f"new:{models}x{threads}"
         for n in sizes:
             for kind in kinds:
-                rows.append({"config": config, **await measure(app, n, f"http://127.0.0.1:{port}", kind)})
+                rows.append({"config": config, **await measure(app, n, f"http://127.0.0.1:{port}", kind,
+                                                                   _rounds(n, rounds))})
         server.should_exit = True
         await serving
     return rows
@@ -264,7 +277,7 @@ async def run_bench(args) -> None:
     rows = []
     for config in args.configs.split(","):
         rows += await run_config(config, [int(n) for n in args.sizes.split(",")], args.texts.split(","),
-                                 args.models, args.threads)
+                                 args.models, args.threads, args.rounds)
     print_rows(rows)
     print(load_average_line().replace("at start", "at end"))
 
@@ -278,11 +291,13 @@ if __name__ == "__main__":
     parser.add_argument("--configs", default="new,old", help="new, old, or both (in this order)")
     parser.add_argument("--models", type=int, default=tts_models(), help="voice instances of the new configuration")
     parser.add_argument("--threads", type=int, default=tts_threads(), help="onnxruntime threads per instance (new)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help=f"times all sessions speak at once, per size (one session: {ONE_SESSION_ROUNDS} at least)")
     parser.add_argument("--clients", type=int, help=argparse.SUPPRESS)  # internal: run as the client process
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.clients:
-        asyncio.run(run_clients(args.clients, args.url, args.kind))
+        asyncio.run(run_clients(args.clients, args.url, args.kind, args.rounds))
     else:
         asyncio.run(run_bench(args))
