@@ -158,7 +158,7 @@ async def measure(app, n: int, base_url: str, kind: str, rounds: int) -> dict:
     stages = [st for s in sessions for st in s.first_audio_stages]
     lateness = sorted(x for s in sessions for x in s.transport.track.lateness_s)
     return {
-        "sessions": n, "text": kind, "rounds": rounds, "ends": done["reasons"],
+        "sessions": n, "text": kind, "ends": done["reasons"],
         "receiver": [x for x in done["first_audio_s"] if x is not None],
         "decoded": [x for x in done["decoded_s"] if x is not None],
         "heard": sum(x is not None for x in done["first_audio_s"]),

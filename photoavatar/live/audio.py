@@ -2,7 +2,8 @@
 
 `Playout` is the pure part (what sample goes out next, when an utterance's first sample leaves);
 `PacedAudioTrack` is the aiortc track that pulls it on a monotonic clock, hands aiortc Opus packets
-(live/opus.py) and knows the RTP timestamp of every sample it sends. `Resampler48k` turns engine audio (e.g. Piper's 22050 Hz) into the track's rate.
+(live/opus.py) and knows the RTP timestamp of every sample it sends. `Resampler48k` turns engine audio (e.g.
+Piper's 22050 Hz) into the track's rate.
 """
 
 from __future__ import annotations

@@ -82,7 +82,8 @@ class OpusFrames:
 
 def level_dbov(samples: np.ndarray) -> int:
     """RFC 6465 Appendix A's level of a frame: its RMS in dB below full scale (32767), from -127 to 0."""
-    power = float(np.dot(samples.astype(np.float64), samples.astype(np.float64))) / len(samples)
+    wide = samples.astype(np.float64)
+    power = float(np.dot(wide, wide)) / len(samples)
     if power <= 0:
         return MIN_LEVEL_DBOV
     db = 10 * math.log10(power / (32767 * 32767))

@@ -177,17 +177,18 @@ def _model(model, nodes: list, inputs: list[str], outputs: list[str], convolutio
     return helper.make_model(part, opset_imports=model.opset_import, ir_version=model.ir_version).SerializeToString()
 
 
-H_AXIS = "conv_2d_height_axis"  # the initializer naming axis 2, the height of 1 the 1-D convolutions gain
+H_AXIS = "conv_2d_height_axis"  # the Constant naming axis 2, the height of 1 the 1-D convolutions gain
 
 
 def _as_2d_convolutions(nodes: list, initializers: list) -> tuple[list, list]:
     """NODES with every 1-D convolution (3-D weights) run as a 2-D one of height 1: its input unsqueezed at axis 2,
     its output squeezed back, so the rest of the graph is untouched. Copies: the voice's own graph is not changed."""
+    import numpy as np
     from onnx import helper, numpy_helper
 
     weights = {init.name: init for init in initializers}
-    rewritten, new_weights = [helper.make_node("Constant", [], [H_AXIS], value=numpy_helper.from_array(
-        _int64s([2]), H_AXIS + "_value"))], {}
+    axis = numpy_helper.from_array(np.array([2], dtype=np.int64), H_AXIS + "_value")
+    rewritten, new_weights = [helper.make_node("Constant", [], [H_AXIS], value=axis)], {}
     for node in nodes:
         weight = weights.get(node.input[1]) if len(node.input) > 1 else None
         if node.op_type not in ("Conv", "ConvTranspose") or weight is None or len(weight.dims) != 3:
@@ -213,12 +214,6 @@ def _as_2d_attribute(name: str, value):
     if name == "output_padding":
         return [0, *value]
     return value
-
-
-def _int64s(values: list[int]):
-    import numpy as np
-
-    return np.array(values, dtype=np.int64)
 
 
 def context_frames(nodes: Iterable, frame_input: str, initializers: dict) -> int:
