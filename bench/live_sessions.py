@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import socket
 import statistics
@@ -221,9 +222,10 @@ async def run_config(config: str, sizes: list[int], kinds: list[str], models: in
         probe.close()
         (Path(folder) / "bench").mkdir()
         (Path(folder) / "bench" / "avatar.json").write_text(json.dumps({"format_version": 1}))
-        settings = ServerSettings(avatars_dir=Path(folder), max_sessions=max(sizes) + 1, sessions_per_minute=10_000,
-                                  ice_loopback=True, tts_models=workers,
-                                  limits=Limits(sessions_per_address=max(sizes) + 1))  # all from 127.0.0.1
+        settings = dataclasses.replace(  # the environment's settings (e.g. PHOTOAVATAR_AUDIO_DTX), and the bench's
+            ServerSettings.from_settings(avatars_dir=Path(folder)), max_sessions=max(sizes) + 1,
+            sessions_per_minute=10_000, ice_loopback=True, tts_models=workers,
+            limits=Limits(sessions_per_address=max(sizes) + 1))  # all from 127.0.0.1
         app = create_app(settings, speech=speak, voices=voices)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         serving = asyncio.create_task(server.serve())

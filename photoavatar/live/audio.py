@@ -26,6 +26,10 @@ SAMPLE_RATE_HZ = RTP_CLOCK_HZ  # the track runs at the Opus RTP clock, so stream
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE_HZ
 _SILENCE = np.zeros(FRAME_SAMPLES, dtype=np.int16)
 LATE_AFTER_S = 2 * FRAME_S  # a frame this late would drain a minimal receiver jitter buffer (audible)
+# Silent frames still sent after a sound, before the track stops sending (DTX): a receiver that releases a frame
+# only once later packets have come (aiortc holds 4) still plays the last word, and the browser plays out what its
+# jitter buffer held.
+SILENT_TAIL_FRAMES = 10
 
 
 class Resampler48k:
@@ -171,17 +175,21 @@ class PacedAudioTrack(MediaStreamTrack):
     Frame k carries pts k*960, so its RTP timestamp is the sender's random origin + k*960 (aiortc maps a
     packet's pts to RTP time one to one). aiortc does not expose that origin; it is read back from the
     sender's last-sent timestamp once the first frame has gone out, and the first frame is always silence
-    so no utterance can start before the origin is known.
+    so no utterance can start before the origin is known. DTX (off by default) skips the frames of a long
+    silence, after the origin is known: frame k still carries pts k*960.
     """
 
     kind = "audio"
 
-    def __init__(self, playout: Playout, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, playout: Playout, clock: Callable[[], float] = time.monotonic, dtx: bool = False):
         super().__init__()
         self.playout = playout
         self._clock = clock
+        self._dtx = dtx
         self._started_at_s: float | None = None
-        self._frames_sent = 0
+        self._frames = 0  # of the stream clock so far, sent or (DTX) not
+        self._silent_frames = 0  # in a row, up to the last frame taken
+        self.packets_sent = 0
         self._sender = None
         self._rtp_origin: int | None = None
         self.late_frames = 0  # frames produced more than LATE_AFTER_S after they were due
@@ -204,10 +212,6 @@ class PacedAudioTrack(MediaStreamTrack):
         sender._next_encoded_frame = with_level
 
     @property
-    def frames_sent(self) -> int:
-        return self._frames_sent
-
-    @property
     def started_at_s(self) -> float | None:
         """The clock's time at which stream sample 0 went out (None before the first frame): the stream clock
         the video track (live/video.py) is paced on."""
@@ -219,25 +223,38 @@ class PacedAudioTrack(MediaStreamTrack):
         return (self._rtp_origin + stream_sample) % RTP_MODULO
 
     async def recv(self) -> av.Packet:
-        if self.readyState != "live":
-            raise MediaStreamError
-        await self._wait_until_due()
+        while True:
+            if self.readyState != "live":
+                raise MediaStreamError
+            await self._wait_until_due()
+            pts, samples = self._frames * FRAME_SAMPLES, self._take_frame()
+            if not self._skips_frame():
+                packet, self.level_dbov = self.encoder.encode(samples, pts)
+                self.packets_sent += 1
+                return packet
+
+    def _take_frame(self) -> np.ndarray:
         self._learn_rtp_origin()
-        pts = self._frames_sent * FRAME_SAMPLES
         if self._rtp_origin is None:  # silence until RTP time is known, so every start can be stamped
             samples = _SILENCE
             self.playout.position_samples += FRAME_SAMPLES
         else:
             samples = self.playout.next_frame()
-        self._frames_sent += 1
-        packet, self.level_dbov = self.encoder.encode(samples, pts)
-        return packet
+        self._frames += 1
+        self._silent_frames = 0 if samples.any() else self._silent_frames + 1
+        return samples
+
+    def _skips_frame(self) -> bool:
+        """DTX: a long run of silence is not sent. The stream clock (pts, RTP time) goes on, so the next
+        sound's RTP timestamp leaps over the pause, as a browser's own DTX does, and the browser, its jitter
+        buffer drained, plays that sound sooner; but it then conceals a frame that comes late (docs/latency.md)."""
+        return self._dtx and self._rtp_origin is not None and self._silent_frames > SILENT_TAIL_FRAMES
 
     async def _wait_until_due(self) -> None:
         now = self._clock()
         if self._started_at_s is None:
             self._started_at_s = now
-        due = self._started_at_s + self._frames_sent * FRAME_S
+        due = self._started_at_s + self._frames * FRAME_S
         if due > now:
             await asyncio.sleep(due - now)
             now = self._clock()
@@ -248,7 +265,7 @@ class PacedAudioTrack(MediaStreamTrack):
             self.late_frames += 1
 
     def _learn_rtp_origin(self) -> None:
-        if self._rtp_origin is not None or self._frames_sent == 0:
+        if self._rtp_origin is not None or self._frames == 0:
             return
         if self._sender is None:  # not sent over RTP (a bench or a recorder): stream time is the clock
             self._rtp_origin = 0
@@ -258,5 +275,5 @@ class PacedAudioTrack(MediaStreamTrack):
         packets = getattr(self._sender, "_RTCRtpSender__packet_count", 0)
         if last_sent is None or packets == 0:
             return
-        self._rtp_origin = (last_sent - (self._frames_sent - 1) * FRAME_SAMPLES) % RTP_MODULO
+        self._rtp_origin = (last_sent - (self._frames - 1) * FRAME_SAMPLES) % RTP_MODULO
 

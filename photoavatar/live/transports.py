@@ -14,6 +14,7 @@ from photoavatar.live.transport import Transport
 class TransportSettings:
     ice_servers: list[str] = field(default_factory=list)  # URLs like "stun:host:3478", "turn:user:pass@host:3478"
     ice_loopback: bool = False  # media on 127.0.0.1 only (live/ice.py); one choice for the whole process
+    audio_dtx: bool = False  # embedded WebRTC: no audio packets in a long silence (live/audio.py, PacedAudioTrack)
     livekit_url: str | None = None  # set: every session joins a LiveKit room instead of an embedded peer
     livekit_api_key: str | None = None
     livekit_api_secret: str | None = None
@@ -51,4 +52,5 @@ class Transports:
                                     video=video)
         from photoavatar.live.webrtc import WebRtcTransport
 
-        return WebRtcTransport(settings.ice_servers, loopback_only=settings.ice_loopback, video=video)
+        return WebRtcTransport(settings.ice_servers, loopback_only=settings.ice_loopback, video=video,
+                               audio_dtx=settings.audio_dtx)

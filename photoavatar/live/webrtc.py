@@ -45,12 +45,15 @@ class WebRtcTransport:
     kind = "webrtc"
     anchor = "rtp"
 
-    def __init__(self, ice_servers: list[str] | None = None, *, loopback_only: bool = False, video=None):
+    def __init__(self, ice_servers: list[str] | None = None, *, loopback_only: bool = False, video=None,
+                 audio_dtx: bool = False):
         """LOOPBACK_ONLY drops the client's candidates that are not 127.0.0.1; what this process gathers is
-        the process-wide ICE mode (`ice.restrict_to_loopback`), which the server sets once at start."""
+        the process-wide ICE mode (`ice.restrict_to_loopback`), which the server sets once at start.
+        AUDIO_DTX: no audio packets in a long silence (PacedAudioTrack)."""
         self.playout = Playout()
         self._loopback_only = loopback_only
-        self.track = PacedAudioTrack(self.playout)
+        self._audio_dtx = audio_dtx
+        self.track = PacedAudioTrack(self.playout, dtx=audio_dtx)
         # VIDEO (an animate.frames.FrameRenderer): a video track beside the audio, on the same stream clock
         self.video = (VideoTrackOfSession(video, lambda: self.track.started_at_s, self._stream_time_of_rtp)
                       if video is not None else None)
@@ -99,7 +102,7 @@ class WebRtcTransport:
         except Exception as error:  # aiortc's parser raises anything; the session stays open for a good offer
             log.info("refused an SDP offer: %r", error)
             await pc.close()
-            self._pc, self.track = None, PacedAudioTrack(self.playout)
+            self._pc, self.track = None, PacedAudioTrack(self.playout, dtx=self._audio_dtx)
             if self.video is not None:
                 self.video.renew_track()
             raise SignallingError(f"cannot answer this SDP offer ({type(error).__name__}: {str(error)[:120]}): "

@@ -42,6 +42,7 @@ from photoavatar.server.config import ServerSettings
 from photoavatar.server.files import HeldFileResponse
 from photoavatar.server.guards import (
     authorised_session,
+    freeze_startup_objects,
     http_error,
     rate_limit,
     single_threaded_blas,
@@ -167,12 +168,14 @@ class _ServerState:
             log.warning("loading voice %s failed: %s", voice_id, error)
 
     def warm_up(self) -> None:
-        """Load the voice and run the model once, so the first /speak does not pay for it (about 0.3 s)."""
+        """Load the voice and run the model once, so the first /speak does not pay for it (about 0.3 s); then
+        freeze what start-up made, so garbage collection never stalls the audio for it."""
         try:
             for _ in self.speech("Hello.", None):
                 pass
         except Exception as error:  # the first /speak will report it to the client
             log.warning("speech warm-up failed: %s", error)
+        freeze_startup_objects()
 
 
 def _utf8(body: bytes) -> str:

@@ -49,6 +49,8 @@ class ServerSettings:
     # PHOTOAVATAR_ICE_LOOPBACK=1: keep media on 127.0.0.1 (tests, and browsers started with
     # --allow-loopback-in-peer-connection); off by default, because browsers ignore loopback candidates
     ice_loopback: bool = False
+    # PHOTOAVATAR_AUDIO_DTX=1: no audio packets in a long silence (PacedAudioTrack); off: see docs/latency.md
+    audio_dtx: bool = False
     livekit_url: str | None = None  # LIVEKIT_URL (+ LIVEKIT_API_KEY, LIVEKIT_API_SECRET): use LiveKit
     livekit_api_key: str | None = None
     livekit_api_secret: str | None = None
@@ -74,6 +76,7 @@ class ServerSettings:
             tts_models=tts_models(),
             ice_servers=[url.strip() for url in ice.split(",") if url.strip()],
             ice_loopback=_flag("PHOTOAVATAR_ICE_LOOPBACK", False),
+            audio_dtx=_flag("PHOTOAVATAR_AUDIO_DTX", False),
             livekit_url=setting("LIVEKIT_URL"),
             livekit_api_key=setting("LIVEKIT_API_KEY"),
             livekit_api_secret=setting("LIVEKIT_API_SECRET"),
@@ -84,5 +87,6 @@ class ServerSettings:
     def transport(self) -> TransportSettings:
         """What live.transports needs to choose and make each session's transport."""
         return TransportSettings(ice_servers=list(self.ice_servers), ice_loopback=self.ice_loopback,
+                                 audio_dtx=self.audio_dtx,
                                  livekit_url=self.livekit_url, livekit_api_key=self.livekit_api_key,
                                  livekit_api_secret=self.livekit_api_secret, join_timeout_s=self.connect_timeout_s)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import av
 import numpy as np
 import pytest
 
-from photoavatar.live.audio import FRAME_SAMPLES, PacedAudioTrack, Playout, Resampler48k
+from photoavatar.live.audio import FRAME_SAMPLES, SILENT_TAIL_FRAMES, PacedAudioTrack, Playout, Resampler48k
 from photoavatar.live.interruption import Interruption
 from photoavatar.live.tokens import SessionTokens, TokenError
 
@@ -86,15 +87,44 @@ def test_resampler_refuses_a_nonsense_rate():
 
 
 async def test_the_track_paces_frames_in_real_time_with_consecutive_pts():
-    track = PacedAudioTrack(Playout())
+    track = PacedAudioTrack(Playout(), dtx=False)
     started = time.monotonic()
-    packets = [await track.recv() for _ in range(11)]
-    assert time.monotonic() - started >= 10 * 0.02 - 0.005  # never faster than real time
-    assert [p.pts for p in packets] == [i * FRAME_SAMPLES for i in range(11)]
+    count = SILENT_TAIL_FRAMES + 15  # without DTX, silence too goes out frame after frame
+    packets = [await track.recv() for _ in range(count)]
+    assert time.monotonic() - started >= (count - 1) * 0.02 - 0.005  # never faster than real time
+    assert [p.pts for p in packets] == [i * FRAME_SAMPLES for i in range(count)]
     decoder = av.CodecContext.create("libopus", "r")
     decoder.layout, decoder.format, decoder.sample_rate = "mono", "s16", 48000
     assert {f.samples for p in packets for f in decoder.decode(p)} == {FRAME_SAMPLES}  # 20 ms Opus each
     assert track.rtp_timestamp_at(5000) == 5000  # no RTP sender: stream time is the clock
+    track.stop()
+
+
+async def test_a_long_silence_sends_no_packets_and_the_next_sound_keeps_its_place_on_the_stream_clock():
+    playout, starts = Playout(), []
+    track = PacedAudioTrack(playout, dtx=True)
+
+    def speak(frames: int) -> None:
+        playout.start(f"u{len(starts)}", Interruption(), starts.append, lambda: None)
+        playout.feed(f"u{len(starts)}", ramp(frames * FRAME_SAMPLES))
+        playout.close_input(f"u{len(starts)}")
+
+    asyncio.get_running_loop().call_later(0.6, speak, 5)  # 30 frames of stream time from now
+    before = [await track.recv()]
+    while before[-1].pts < 29 * FRAME_SAMPLES:
+        before.append(await track.recv())
+    silent, sound = before[:-1], before[-1]
+    assert len(silent) == SILENT_TAIL_FRAMES  # the tail of silence, then nothing
+    assert [p.pts for p in silent] == [i * FRAME_SAMPLES for i in range(len(silent))]
+    assert sound.pts == starts[0] >= 29 * FRAME_SAMPLES  # RTP time leaps over the pause, as the clock did
+
+    after = [await track.recv() for _ in range(4)]  # the rest of the sound
+    with pytest.raises(TimeoutError):
+        while True:
+            after.append(await asyncio.wait_for(track.recv(), timeout=0.3))
+    assert [p.pts for p in after] == [sound.pts + i * FRAME_SAMPLES for i in range(1, len(after) + 1)]
+    assert len(after) == 4 + SILENT_TAIL_FRAMES  # the rest of the sound, its silent tail
+    assert track.packets_sent == len(before) + len(after)
     track.stop()
 
 

@@ -1,5 +1,6 @@
 """The track's Opus encoder (live/opus.py): what it sends decodes to what was said, settled silence is sent
-again without running the encoder, and the RFC 6464 level reaches the receiver in each RTP packet."""
+again without running the encoder, the RFC 6464 level reaches the receiver in each RTP packet, and after a
+sound's silent tail no packet is sent (DTX) while a real receiver still plays that sound to its end."""
 
 from __future__ import annotations
 
@@ -102,11 +103,12 @@ def test_a_frame_of_the_wrong_length_is_refused():
         OpusFrames().encode(np.zeros(480, dtype=np.int16), 0)
 
 
-async def test_each_rtp_packet_carries_the_level_of_its_frame():
+async def test_each_rtp_packet_carries_its_level_and_a_receiver_plays_the_last_word_before_a_pause():
     playout = Playout()
-    track = PacedAudioTrack(playout)
+    track = PacedAudioTrack(playout, dtx=True)
     server, client = RTCPeerConnection(RTCConfiguration(iceServers=[])), RTCPeerConnection(RTCConfiguration(iceServers=[]))
     levels: list[int | None] = []
+    loud_frames: list[int] = []  # what aiortc's receiver decoded, frame by frame
     receiver = client.addTransceiver("audio", direction="recvonly").receiver
     handle = receiver._handle_rtp_packet
 
@@ -115,7 +117,7 @@ async def test_each_rtp_packet_carries_the_level_of_its_frame():
         await handle(packet, arrival_time_ms)
 
     receiver._handle_rtp_packet = recording
-    client.on("track", lambda t: asyncio.ensure_future(_drain(t)))
+    client.on("track", lambda t: asyncio.ensure_future(_drain(t, loud_frames)))
     try:
         await client.setLocalDescription(await client.createOffer())
         await server.setRemoteDescription(RTCSessionDescription(client.localDescription.sdp, "offer"))
@@ -126,20 +128,25 @@ async def test_each_rtp_packet_carries_the_level_of_its_frame():
         playout.start("u", Interruption(), lambda _: None, lambda: None)
         playout.feed("u", voiced(20))
         playout.close_input("u")
-        await _until(lambda: len(levels) > 40)
+        await _until(lambda: sum(loud_frames) >= 19)  # all the speech, though DTX sends nothing after its tail
+        await asyncio.sleep(0.5)
+        sent = len(levels)
+        await asyncio.sleep(0.5)
     finally:
         await client.close()
         await server.close()
     assert (False, -MIN_LEVEL_DBOV) in levels[:3]  # silence before the speech
     assert sum(1 for level in levels if level is not None and level[1] < 20) >= 15  # the speech: loud
+    assert len(levels) == sent  # and in the pause after it, no packet at all
 
 
-async def _drain(track) -> None:
+async def _drain(track, loud_frames: list[int]) -> None:
     while True:
         try:
-            await track.recv()
+            frame = await track.recv()
         except Exception:
             return
+        loud_frames.append(int(np.abs(frame.to_ndarray()).max() > 1000))
 
 
 async def _until(predicate, timeout_s: float = 15.0) -> None:
