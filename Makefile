@@ -39,6 +39,7 @@ bench: $(STAMP) browser-deps node-deps
 	$(PY) bench/speech.py
 	$(PY) bench/stretches.py
 	$(PY) bench/run_on.py
+	$(PY) bench/opus.py
 	$(PY) bench/audio_visemes.py
 	$(PY) bench/live_sessions.py
 	$(PY) bench/live.py

@@ -12,7 +12,7 @@ import logging
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 
-from photoavatar.live import ice, protocol
+from photoavatar.live import ice, opus, protocol
 from photoavatar.live.audio import PacedAudioTrack, Playout
 from photoavatar.live.sdp_check import DEFAULT_MAX_MESSAGE_BYTES, check_offer
 from photoavatar.live.transport import ConnectInfo, SessionAccess, SignallingError
@@ -21,9 +21,6 @@ from photoavatar.live.video import VideoTrackOfSession
 log = logging.getLogger(__name__)
 
 _LABELS = protocol.LABELS
-# libopus (aiortc encodes with application "voip") delays its output by 6.5 ms of look-ahead; a WebRTC
-# receiver does not trim it, so the sample sent at RTP time t is heard at t + 312. Measured in the tests.
-OPUS_LOOKAHEAD_SAMPLES = 312
 _MAX_BUFFERED_MESSAGES = 500  # per label, while the client's channel is not open yet
 
 
@@ -111,7 +108,7 @@ class WebRtcTransport:
 
     def rtp_timestamp_at(self, stream_sample: int) -> int:
         """The RTP time at which the receiver's decoder outputs playout sample `stream_sample`."""
-        return self.track.rtp_timestamp_at(stream_sample + OPUS_LOOKAHEAD_SAMPLES)
+        return self.track.rtp_timestamp_at(stream_sample + opus.LOOKAHEAD_SAMPLES)
 
     def _stream_time_of_rtp(self, rtp_timestamp: int) -> float:
         """Stream seconds of an RTP timestamp that rtp_timestamp_at gave (the moment a sample is heard)."""

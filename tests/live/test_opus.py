@@ -14,7 +14,7 @@ from aiortc.rtp import compute_audio_level_dbov
 
 from photoavatar.live.audio import PacedAudioTrack, Playout
 from photoavatar.live.interruption import Interruption
-from photoavatar.live.opus import FRAME_SAMPLES, MIN_LEVEL_DBOV, OpusFrames, level_dbov
+from photoavatar.live.opus import FRAME_SAMPLES, LOOKAHEAD_SAMPLES, MIN_LEVEL_DBOV, OpusFrames, level_dbov
 
 RATE_HZ = 48_000
 
@@ -88,6 +88,13 @@ def test_settled_silence_is_sent_without_running_the_encoder_and_decodes_the_sam
     assert np.array_equal(ours[silent], theirs[silent])
     resumed = slice(130 * FRAME_SAMPLES, 150 * FRAME_SAMPLES)  # two encodings of the same sound
     assert harmonic_band_error_db(theirs[resumed], ours[resumed]) < 1
+
+
+def test_a_receiver_hears_each_sample_its_look_ahead_late():
+    stream = np.zeros(10 * FRAME_SAMPLES, dtype=np.int16)
+    stream[3 * FRAME_SAMPLES] = 20_000  # a click
+    decoded = decode(encode_all(OpusFrames(), stream))  # as a WebRTC receiver decodes: nothing trimmed
+    assert abs(int(np.argmax(np.abs(decoded))) - (3 * FRAME_SAMPLES + LOOKAHEAD_SAMPLES)) <= 2
 
 
 def test_the_level_is_rfc_6465s():
