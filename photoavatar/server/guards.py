@@ -89,9 +89,9 @@ def freeze_startup_objects() -> None:
     """Keep what the server loaded at start (modules, the voice, about 100,000 objects) out of the cyclic garbage
     collector's full passes (gc.freeze).
 
-    A full pass holds the GIL over every tracked object: 60 ms on this machine, up to 115 ms while Chromium
-    shares the cores (bench/live.py), so the event loop missed its 20 ms audio frames several times a minute and
-    the browser's jitter buffer grew to cover the gaps. After the freeze a full pass looks only at objects made
+    A full pass holds the GIL over every tracked object: 60 ms for a bare server on this machine, 72-116 ms in
+    bench/live.py's process (which holds the bench too), so the event loop missed its 20 ms audio frames a few
+    times a minute and the browser's jitter buffer grew to cover the gaps (docs/latency.md). After the freeze a full pass looks only at objects made
     since: sessions, their peers and messages. Objects that die by reference count are freed as before."""
     gc.collect()
     gc.freeze()
