@@ -11,7 +11,10 @@ with one ("Papa bought ..."). Measured:
   waiting for a synthesis worker, text preparation, phonemisation, model run, timeline, prosody, resampling,
   the hop to the event loop, the wait for the next 20 ms frame slot);
 - frames padded because speech was late mid-utterance (underruns), frames sent > 40 ms after their slot, the
-  sender's pacing (lateness of each frame: p50 / p99), and the event loop's lag (overshoot of a 10 ms timer).
+  sender's pacing (lateness of each frame: p50 / p99), and the event loop's lag (overshoot of a 10 ms timer);
+- the CPU the server (this process) and the clients used while they spoke, in seconds per utterance, the
+  server's in cores too, and the share of the machine the host stole meanwhile: under steal the times grow,
+  the CPU an utterance costs stays comparable.
 Two server configurations run in the same process, one after the other: `new` (each model run streamed a stretch at a time, the
 deadline scheduler on PHOTOAVATAR_TTS_MODELS x PHOTOAVATAR_TTS_THREADS, the lead-in as negative event times)
 and `old` (whole first clause, one model on 2 threads shared by 2 workers, a silent lead-in), which is what
@@ -35,6 +38,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from photoavatar.testing.bench import CpuClock
 
 HERE = Path(__file__).resolve()
 PLAIN = ["Hello there, how are you doing today? I hope the weather is kind to you this afternoon.",
@@ -71,6 +76,7 @@ async def run_clients(n: int, base_url: str, kind: str, rounds: int) -> None:
             clients.append((session, peer, auth))
         print("ready", json.dumps([s["session_id"] for s, _, _ in clients]), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # "go"
+        cpu_at_go_s = time.process_time()
         texts, firsts = TEXTS[kind], []
         for round_ in range(rounds):
             sent_at = await asyncio.gather(*(_speak(http, s, a, texts[(i + round_) % len(texts)])
@@ -81,7 +87,8 @@ async def run_clients(n: int, base_url: str, kind: str, rounds: int) -> None:
             await asyncio.sleep(ROUND_PAUSE_S)
         reasons = sorted({p.of_type("utterance_end")[0]["reason"] for _, p, _ in clients})
         print("done", json.dumps({"reasons": reasons, "first_audio_s": [f[0] for f in firsts],
-                                  "decoded_s": [f[1] for f in firsts]}), flush=True)
+                                  "decoded_s": [f[1] for f in firsts],
+                                  "cpu_s": time.process_time() - cpu_at_go_s}), flush=True)
         for session, peer, auth in clients:
             await peer.close()
             await http.delete(f"/sessions/{session['session_id']}", headers=auth)
@@ -149,7 +156,9 @@ async def measure(app, n: int, base_url: str, kind: str, rounds: int) -> dict:
     probe = asyncio.create_task(loop_lag_probe(lags, stop))
     child.stdin.write(b"go\n")
     await child.stdin.drain()
+    at_go = CpuClock.now()
     done_line = (await child.stdout.readline()).decode()
+    at_done = CpuClock.now()
     stop.set()
     await probe
     await child.wait()
@@ -170,6 +179,8 @@ async def measure(app, n: int, base_url: str, kind: str, rounds: int) -> dict:
         "underruns": sum(s.transport.playout.underrun_frames for s in sessions),
         "lag_p50_ms": _pct(sorted(lags), 0.5) * 1000, "lag_p99_ms": _pct(sorted(lags), 0.99) * 1000,
         "lag_max_ms": max(lags) * 1000,
+        "server_cpu_s": (at_done.process_s - at_go.process_s) / (n * rounds), "client_cpu_s": done["cpu_s"] / (n * rounds),
+        "server_cores": at_done.cores_since(at_go), "steal": at_done.steal_since(at_go),
     }
 
 
@@ -244,7 +255,8 @@ async def run_config(config: str, sizes: list[int], kinds: list[str], models: in
 
 def print_rows(rows: list[dict]) -> None:
     print(f"\n{'config':<8} {'n':>3} {'text':<8} {'receiver first audio ms':>26} {'decoded':>7} {'server ms':>11} "
-          f"{'underruns':>9} {'late':>4} {'pacing p50/p99':>14} {'loop lag p50/p99/max':>21}")
+          f"{'underruns':>9} {'late':>4} {'pacing p50/p99':>14} {'loop lag p50/p99/max':>21} {'cpu s/utt srv/cli':>17} "
+          f"{'cores':>5} {'steal':>5}")
     for r in rows:
         rx = r["receiver"]
         receiver = (f"{statistics.median(rx) * 1000:5.0f} {_pct(rx, 0.9) * 1000:5.0f} {max(rx) * 1000:5.0f}"
@@ -253,7 +265,8 @@ def print_rows(rows: list[dict]) -> None:
         decoded = f"{statistics.median(r['decoded']) * 1000:7.0f}" if r["decoded"] else "      -"
         print(f"{r['config']:<8} {r['sessions']:>3} {r['text']:<8} {receiver:>18} ({r['heard']:>2}) {decoded} {server:>11} "
               f"{r['underruns']:>9} {r['late_frames']:>4} {r['pacing_p50_ms']:6.1f}/{r['pacing_p99_ms']:<6.1f} "
-              f"{r['lag_p50_ms']:6.1f}/{r['lag_p99_ms']:5.1f}/{r['lag_max_ms']:<6.1f}"
+              f"{r['lag_p50_ms']:6.1f}/{r['lag_p99_ms']:5.1f}/{r['lag_max_ms']:<6.1f} "
+              f"{r['server_cpu_s']:8.2f}/{r['client_cpu_s']:<8.2f} {r['server_cores']:5.2f} {r['steal']:5.0%}"
               + ("" if r["ends"] == ["done"] else f"  ends {r['ends']}"))
     print("\nmedian ms per stage of the first audio (server side):")
     print(f"{'config':<8} {'n':>3} {'text':<8} " + " ".join(f"{name[:11]:>11}" for name in STAGE_ORDER))
@@ -273,8 +286,9 @@ def print_rows(rows: list[dict]) -> None:
 
 
 async def run_bench(args) -> None:
-    from photoavatar.testing.bench import load_average_line
+    from photoavatar.testing.bench import load_average_line, steal_line
 
+    started = CpuClock.now()
     print(load_average_line())
     rows = []
     for config in args.configs.split(","):
@@ -282,6 +296,7 @@ async def run_bench(args) -> None:
                                  args.models, args.threads, args.rounds)
     print_rows(rows)
     print(load_average_line().replace("at start", "at end"))
+    print(steal_line(started))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,8 @@
 """The live track's Opus encoder (live/opus.py) by libopus application: CPU per 20 ms frame, look-ahead, fidelity.
 
 Piper speech (the bundled voice, the sentences below) is resampled to 48 kHz as the live track sends it and
-encoded frame by frame with `OpusFrames` in each application: "voip" (the track's, and what browsers use for a
-microphone: SILK + CELT), "lowdelay" (CELT only) and "audio". Repeats are interleaved. Printed per application:
+encoded frame by frame with `OpusFrames` in each application: "voip" (what browsers use for a microphone: SILK +
+CELT), "lowdelay" (CELT only, the track's) and "audio". Repeats are interleaved. Printed per application:
 - the median CPU time per frame (`time.thread_time`) over the repeats;
 - the mean packet size, and the bitrate it makes;
 - the look-ahead: how late a click comes out of encoder and decoder (a WebRTC receiver does not trim it);

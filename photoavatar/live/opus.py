@@ -6,10 +6,9 @@ measures the RFC 6464 level in a Python loop. Ten idle sessions spent a fifth of
 synthesis exactly while their listeners waited for a first word. A track that hands aiortc encoded packets
 (`av.Packet`) skips all of it, so `OpusFrames` encodes here instead:
 - mono at 32 kbps, as browsers send speech; an `opus/48000/2` stream may carry mono packets (RFC 7587 §7);
-- in libopus's "voip" application (SILK + CELT), the one the browser lip-sync tests and benches were measured
-  with. CELT alone ("lowdelay") costs about 0.4x as much per frame, looks ahead 2.5 ms instead of 6.5, and its
-  tail after a cut is 57 ms against 41 (bench/opus.py compares them); it is not used until the browser benches
-  show it;
+- in libopus's "lowdelay" application: CELT alone, which costs about half as much per frame as "voip" (SILK +
+  CELT, what browsers use for a microphone), looks ahead 2.5 ms instead of 6.5, and is as close to the source
+  in the speech bands, at about 38 kbit/s where "voip" spends 30 (bench/opus.py compares them; docs/latency.md);
 - inline: one mono frame costs about 0.25 ms, less than the hop to a thread would;
 - silence costs nothing once the encoder has settled on it: digital silence then comes out as the same small
   packet frame after frame, and that packet is sent again without running the encoder. When sound comes back,
@@ -32,10 +31,11 @@ from photoavatar.live.protocol import RTP_CLOCK_HZ
 
 FRAME_SAMPLES = 960  # 20 ms at 48 kHz: one Opus frame
 BITRATE_BPS = 32_000
-APPLICATION = "voip"
-# libopus delays its output by its look-ahead (6.5 ms in APPLICATION "voip"; 2.5 ms in "lowdelay"), and a WebRTC
-# receiver does not trim it: the sample sent at RTP time t is heard at t + LOOKAHEAD_SAMPLES (tests/live/test_opus.py).
-LOOKAHEAD_SAMPLES = 312
+APPLICATION = "lowdelay"
+# libopus delays its output by its look-ahead (2.5 ms in APPLICATION "lowdelay"; 6.5 ms, 312 samples, in "voip"),
+# and a WebRTC receiver does not trim it: the sample sent at RTP time t is heard at t + LOOKAHEAD_SAMPLES
+# (tests/live/test_opus.py).
+LOOKAHEAD_SAMPLES = 120
 MIN_LEVEL_DBOV = -127  # RFC 6464: the level of digital silence
 _TIME_BASE = fractions.Fraction(1, RTP_CLOCK_HZ)
 

