@@ -39,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from photoavatar.testing.bench import CpuClock
+from photoavatar.testing.bench import CpuClock, load_average_line, steal_line
 
 HERE = Path(__file__).resolve()
 PLAIN = ["Hello there, how are you doing today? I hope the weather is kind to you this afternoon.",
@@ -76,7 +76,7 @@ async def run_clients(n: int, base_url: str, kind: str, rounds: int) -> None:
             clients.append((session, peer, auth))
         print("ready", json.dumps([s["session_id"] for s, _, _ in clients]), flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)  # "go"
-        cpu_at_go_s = time.process_time()
+        at_go = CpuClock.now()
         texts, firsts = TEXTS[kind], []
         for round_ in range(rounds):
             sent_at = await asyncio.gather(*(_speak(http, s, a, texts[(i + round_) % len(texts)])
@@ -88,7 +88,7 @@ async def run_clients(n: int, base_url: str, kind: str, rounds: int) -> None:
         reasons = sorted({p.of_type("utterance_end")[0]["reason"] for _, p, _ in clients})
         print("done", json.dumps({"reasons": reasons, "first_audio_s": [f[0] for f in firsts],
                                   "decoded_s": [f[1] for f in firsts],
-                                  "cpu_s": time.process_time() - cpu_at_go_s}), flush=True)
+                                  "cpu_s": CpuClock.now().cpu_s_since(at_go)}), flush=True)
         for session, peer, auth in clients:
             await peer.close()
             await http.delete(f"/sessions/{session['session_id']}", headers=auth)
@@ -179,7 +179,7 @@ async def measure(app, n: int, base_url: str, kind: str, rounds: int) -> dict:
         "underruns": sum(s.transport.playout.underrun_frames for s in sessions),
         "lag_p50_ms": _pct(sorted(lags), 0.5) * 1000, "lag_p99_ms": _pct(sorted(lags), 0.99) * 1000,
         "lag_max_ms": max(lags) * 1000,
-        "server_cpu_s": (at_done.process_s - at_go.process_s) / (n * rounds), "client_cpu_s": done["cpu_s"] / (n * rounds),
+        "server_cpu_s": at_done.cpu_s_since(at_go) / (n * rounds), "client_cpu_s": done["cpu_s"] / (n * rounds),
         "server_cores": at_done.cores_since(at_go), "steal": at_done.steal_since(at_go),
     }
 
@@ -286,8 +286,6 @@ def print_rows(rows: list[dict]) -> None:
 
 
 async def run_bench(args) -> None:
-    from photoavatar.testing.bench import load_average_line, steal_line
-
     started = CpuClock.now()
     print(load_average_line())
     rows = []

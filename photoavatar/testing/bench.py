@@ -52,9 +52,13 @@ class CpuClock:
         machine_s, steal_s = _machine_times()
         return cls(time.monotonic(), usage.ru_utime + usage.ru_stime, machine_s, steal_s)
 
+    def cpu_s_since(self, earlier: CpuClock) -> float:
+        """This process's CPU time over the window, in seconds (all its threads)."""
+        return self.process_s - earlier.process_s
+
     def cores_since(self, earlier: CpuClock) -> float:
         """This process's CPU time over the window, in cores (1.0: one core busy all the time)."""
-        return (self.process_s - earlier.process_s) / max(self.wall_s - earlier.wall_s, 1e-9)
+        return self.cpu_s_since(earlier) / max(self.wall_s - earlier.wall_s, 1e-9)
 
     def steal_since(self, earlier: CpuClock) -> float:
         """The share of the machine's CPU time the hypervisor took over the window (0 to 1)."""
