@@ -32,6 +32,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import socket
 import statistics
 import sys
@@ -52,6 +53,15 @@ ONE_SESSION_ROUNDS = 7
 ROUND_PAUSE_S = 0.5  # quiet between rounds, as between a chat's turns
 STAGE_ORDER = ["wait_for_worker", "text", "phonemize", "synthesis", "timeline", "prosody", "resample",
                "hop_to_loop", "frame_slot"]
+
+
+def text_kinds(value: str) -> list[str]:
+    kinds = value.split(",")
+    unknown = [kind for kind in kinds if kind not in TEXTS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown text kind {', '.join(unknown)}: use {', '.join(TEXTS)}, "
+                                         f"comma-separated")
+    return kinds
 
 
 # -- the clients (child process) ------------------------------------------------------------------
@@ -290,7 +300,7 @@ async def run_bench(args) -> None:
     print(load_average_line())
     rows = []
     for config in args.configs.split(","):
-        rows += await run_config(config, [int(n) for n in args.sizes.split(",")], args.texts.split(","),
+        rows += await run_config(config, [int(n) for n in args.sizes.split(",")], args.texts,
                                  args.models, args.threads, args.rounds)
     print_rows(rows)
     print(load_average_line().replace("at start", "at end"))
@@ -302,7 +312,8 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1,10,20", help="comma-separated session counts")
-    parser.add_argument("--texts", default="plain,plosive", help="plain (no leading plosive), plosive, or both")
+    parser.add_argument("--texts", type=text_kinds, default="plain,plosive",
+                        help="comma-separated: plain (no leading plosive), plosive")
     parser.add_argument("--configs", default="new,old", help="new, old, or both (in this order)")
     parser.add_argument("--models", type=int, default=tts_models(), help="voice instances of the new configuration")
     parser.add_argument("--threads", type=int, default=tts_threads(), help="onnxruntime threads per instance (new)")
@@ -313,6 +324,10 @@ if __name__ == "__main__":
     parser.add_argument("--kind", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.clients:
-        asyncio.run(run_clients(args.clients, args.url, args.kind, args.rounds))
+        try:
+            asyncio.run(run_clients(args.clients, args.url, args.kind, args.rounds))
+        except Exception as error:  # the parent reads this line; without it, aiortc's threads keep the child alive
+            print(f"failed {error!r}", flush=True)
+            os._exit(1)
     else:
         asyncio.run(run_bench(args))
