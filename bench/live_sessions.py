@@ -23,7 +23,8 @@ p90 <= 400 ms, no underrun; event loop lag < 20 ms at 10 sessions.
 Each size runs --rounds times (all its sessions at once each time, a pause between; one session at least
 ONE_SESSION_ROUNDS times), and the figures pool the rounds: "heard" counts the samples, underruns are summed.
 Run: .venv/bin/python bench/live_sessions.py [--sizes 1,10,20] [--configs new,old] [--models 2 --threads 2] [--rounds 3]
-(a configuration "new:MxT" runs M voice instances of T threads, e.g. --configs new:2x1,new:2x2,new:1x2,old)
+(a configuration "new:MxT" runs M voice instances of T threads, e.g. --configs new:2x1,new:2x2,new:1x2,old;
+"new:MxT:F" also asks F seconds of the first stretch, e.g. new:2x2:0.3)
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ PLAIN = ["Hello there, how are you doing today? I hope the weather is kind to yo
 PLOSIVE = ["Papa bought a big blue boat, and then he painted it bright pink for the summer party."]
 TEXTS = {"plain": PLAIN, "plosive": PLOSIVE}
 LOUD_DBFS = -40.0
-ONE_SESSION_ROUNDS = 7
+ONE_SESSION_ROUNDS = 15  # its first audio includes the wait for a 20 ms frame slot, uniform over 0-20 ms
 ROUND_PAUSE_S = 0.5  # quiet between rounds, as between a chat's turns
 STAGE_ORDER = ["wait_for_worker", "text", "phonemize", "synthesis", "timeline", "prosody", "resample",
                "hop_to_loop", "frame_slot"]
@@ -207,16 +208,20 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def make_speech(config: str, models: int, threads: int):
-    """(speech source, voices, workers) of one server configuration ("new", "new:MxT" or "old")."""
+    """(speech source, voices, workers) of one server configuration ("new", "new:MxT", "new:MxT:F" or "old")."""
     from photoavatar.speech.pipeline import LEAD_IN_EVENTS, LEAD_IN_SILENCE, stream_speech
-    from photoavatar.speech.piper_engine import PiperEngine
+    from photoavatar.speech.piper_engine import FIRST_STRETCH_S, PiperEngine
 
+    first_stretch_s = FIRST_STRETCH_S
     if config.startswith("new:"):
-        models, _, threads = config.removeprefix("new:").partition("x")
+        instances, _, first = config.removeprefix("new:").partition(":")
+        models, _, threads = instances.partition("x")
         models, threads = int(models), int(threads)
+        first_stretch_s = float(first) if first else FIRST_STRETCH_S
         config = "new"
     if config == "new":
-        engine, lead_in, workers = PiperEngine(threads=threads, models=models), LEAD_IN_EVENTS, models
+        engine = PiperEngine(threads=threads, models=models, first_stretch_s=first_stretch_s)
+        lead_in, workers = LEAD_IN_EVENTS, models
     elif config == "old":
         engine, lead_in, workers = PiperEngine(threads=2, models=1, streamed=False), LEAD_IN_SILENCE, 2
     else:
@@ -254,17 +259,21 @@ async def run_config(config: str, sizes: list[int], kinds: list[str], models: in
             await asyncio.sleep(0.05)
         rows = []
         config = config if config != "new" else f"new:{models}x{threads}"
-        for n in sizes:
-            for kind in kinds:
-                rows.append({"config": config, **await measure(app, n, f"http://127.0.0.1:{port}", kind,
-                                                                   _rounds(n, rounds))})
-        server.should_exit = True
-        await serving
+        try:
+            for n in sizes:
+                for kind in kinds:
+                    print(f"measuring {config}: {n} session(s), {kind} text, {_rounds(n, rounds)} round(s)",
+                          file=sys.stderr, flush=True)
+                    rows.append({"config": config, **await measure(app, n, f"http://127.0.0.1:{port}", kind,
+                                                                       _rounds(n, rounds))})
+        finally:  # a failed measurement must not leave the server running: asyncio.run would wait on it
+            server.should_exit = True
+            await serving
     return rows
 
 
 def print_rows(rows: list[dict]) -> None:
-    print(f"\n{'config':<8} {'n':>3} {'text':<8} {'receiver first audio ms':>26} {'decoded':>7} {'server ms':>11} "
+    print(f"\n{'config':<12} {'n':>3} {'text':<8} {'receiver first audio ms':>26} {'decoded':>7} {'server ms':>11} "
           f"{'underruns':>9} {'late':>4} {'pacing p50/p99':>14} {'loop lag p50/p99/max':>21} {'cpu s/utt srv/cli':>17} "
           f"{'cores':>5} {'steal':>5}")
     for r in rows:
@@ -273,15 +282,15 @@ def print_rows(rows: list[dict]) -> None:
                     if rx else "none heard")
         server = f"{statistics.median(r['server']) * 1000:5.0f} {_pct(r['server'], 0.9) * 1000:5.0f}"
         decoded = f"{statistics.median(r['decoded']) * 1000:7.0f}" if r["decoded"] else "      -"
-        print(f"{r['config']:<8} {r['sessions']:>3} {r['text']:<8} {receiver:>18} ({r['heard']:>2}) {decoded} {server:>11} "
+        print(f"{r['config']:<12} {r['sessions']:>3} {r['text']:<8} {receiver:>18} ({r['heard']:>2}) {decoded} {server:>11} "
               f"{r['underruns']:>9} {r['late_frames']:>4} {r['pacing_p50_ms']:6.1f}/{r['pacing_p99_ms']:<6.1f} "
               f"{r['lag_p50_ms']:6.1f}/{r['lag_p99_ms']:5.1f}/{r['lag_max_ms']:<6.1f} "
               f"{r['server_cpu_s']:8.2f}/{r['client_cpu_s']:<8.2f} {r['server_cores']:5.2f} {r['steal']:5.0%}"
               + ("" if r["ends"] == ["done"] else f"  ends {r['ends']}"))
     print("\nmedian ms per stage of the first audio (server side):")
-    print(f"{'config':<8} {'n':>3} {'text':<8} " + " ".join(f"{name[:11]:>11}" for name in STAGE_ORDER))
+    print(f"{'config':<12} {'n':>3} {'text':<8} " + " ".join(f"{name[:11]:>11}" for name in STAGE_ORDER))
     for r in rows:
-        print(f"{r['config']:<8} {r['sessions']:>3} {r['text']:<8} "
+        print(f"{r['config']:<12} {r['sessions']:>3} {r['text']:<8} "
               + " ".join(f"{r['stages'][name] * 1000:>11.1f}" for name in STAGE_ORDER))
     print("\ntargets (receiver, new): 1 session <= 100 ms; 10 sessions median <= 250 ms, p90 <= 400 ms, 0 underruns;"
           " loop lag < 20 ms at 10")
@@ -291,7 +300,7 @@ def print_rows(rows: list[dict]) -> None:
         median, p90 = statistics.median(r["receiver"]) * 1000, _pct(r["receiver"], 0.9) * 1000
         met = median <= 100 if r["sessions"] == 1 else (median <= 250 and p90 <= 400 and r["underruns"] == 0
                                                          and r["lag_p99_ms"] < 20)
-        print(f"  {r['config']:<8} {r['sessions']:>2} sessions, {r['text']:<8}: median {median:.0f} ms, p90 {p90:.0f} ms -> "
+        print(f"  {r['config']:<12} {r['sessions']:>2} sessions, {r['text']:<8}: median {median:.0f} ms, p90 {p90:.0f} ms -> "
               f"{'met' if met else 'NOT met'}")
 
 

@@ -51,12 +51,14 @@ FIRST_CHUNK_MAX_WORDS = 6  # the first model run: a short clause, as its sentenc
 # The ceiling of one model run whatever espeak makes of the text ("3.14159..." is read digit by digit): about
 # 20 words, 6 s of speech, a peak of about 110 MB over the model's own memory (bench/run_on.py measures it).
 MAX_PHONEMES_PER_RUN = 240
+MIN_STRETCH_S = 0.15  # a shorter rest of the phrase joins the stretch before it
 # Stretches rendered at a time (speech/piper_graph.py): the first short, so the listener hears it soon; each
 # later one as long as the audio already made, so it is ready before that has played (the "slow start" that
-# keeps ten sessions starting together from running dry); capped so sessions take turns on the CPU.
-FIRST_STRETCH_S = 0.3
+# keeps ten sessions starting together from running dry); capped so sessions take turns on the CPU. The first
+# is as short as a stretch may be: its decoder run is about 0.8 ms a frame, and the second (as long as the first)
+# takes some 25 ms to render against the first's 0.15-0.2 s of playing (docs/latency.md, "Stretch sizes").
+FIRST_STRETCH_S = MIN_STRETCH_S
 MAX_STRETCH_S = 1.5
-MIN_STRETCH_S = 0.15  # a shorter rest of the phrase joins the stretch before it
 STRETCH_TOLERANCE = 2  # int16 steps a stretch may differ from the whole run (float rounding)
 SHRINK_AFTER_FRAMES = 200  # renders longer than this (about 2 s of speech, ~40 MB) give their memory back after
 KEPT_PAUSE_S = 0.002  # of the model's leading pad: a clean start for the resampler and the Opus encoder
@@ -437,10 +439,10 @@ def phrase_timings(phrase: Phrase, start_sample: int, rate: int) -> tuple[tuple[
 
 
 def stretch_edges(timings: tuple[PhonemeTiming, ...], start_sample: int, cut: int, hop: int, rate: int,
-                  whole: bool = False) -> list[int]:
+                  whole: bool = False, first_s: float = FIRST_STRETCH_S) -> list[int]:
     """The phrase frames where its stretches begin and end. Each is as long as the audio already made (so it is
     rendered while the audio before it plays), or what the scheduler asks a first chunk to cover
-    (stages.cover_s), from FIRST_STRETCH_S up to MAX_STRETCH_S; it ends where a sound ends, so no sound is cut
+    (stages.cover_s), from FIRST_S up to MAX_STRETCH_S; it ends where a sound ends, so no sound is cut
     in two, and a short rest joins the stretch before it. WHOLE: one stretch."""
     boundaries = [(timing.end_sample - start_sample + cut) // hop for timing in timings]
     edges = [cut // hop]  # the leading pause left out is not even rendered
@@ -448,7 +450,7 @@ def stretch_edges(timings: tuple[PhonemeTiming, ...], start_sample: int, cut: in
     min_frames = math.ceil(MIN_STRETCH_S * rate / hop)
     while edges[-1] < frames:
         made_s = (start_sample + edges[-1] * hop - cut) / rate
-        seconds = min(MAX_STRETCH_S, max(FIRST_STRETCH_S, made_s, stages.cover_s() if len(edges) == 1 else 0.0))
+        seconds = min(MAX_STRETCH_S, max(first_s, made_s, stages.cover_s() if len(edges) == 1 else 0.0))
         wanted = edges[-1] + math.ceil(seconds * rate / hop)
         if whole or frames - wanted < min_frames:
             edges.append(frames)
@@ -458,14 +460,15 @@ def stretch_edges(timings: tuple[PhonemeTiming, ...], start_sample: int, cut: in
 
 
 def _phrase_chunks(voice: LoadedVoice, phonemes: list[str], start_sample: int, text: str,
-                   whole: bool) -> Iterator[AudioChunk]:
+                   whole: bool, first_s: float = FIRST_STRETCH_S) -> Iterator[AudioChunk]:
     """One model run's audio as chunks, one stretch each (or one chunk: WHOLE). Each carries the phrase's
     timings (`AudioChunk.phrase`), known from the sentence stage before any audio."""
     rate, hop = voice.sample_rate_hz, voice.hop_samples
     with stages.timed(stages.SYNTHESIS):
         phrase = voice.begin(phonemes)
     timings, cut = phrase_timings(phrase, start_sample, rate)
-    for first_frame, end_frame in itertools.pairwise(stretch_edges(timings, start_sample, cut, hop, rate, whole)):
+    edges = stretch_edges(timings, start_sample, cut, hop, rate, whole, first_s)
+    for first_frame, end_frame in itertools.pairwise(edges):
         with stages.timed(stages.SYNTHESIS):
             samples = voice.render(phrase, first_frame, end_frame)
         chunk_start = start_sample + first_frame * hop - cut
@@ -574,19 +577,25 @@ class PiperEngine:
     One instance may be shared by many sessions and driven from worker threads: MODELS runs go at once (one
     voice instance each), more wait. THREADS is onnxruntime's thread count per run (the PHOTOAVATAR_TTS_THREADS
     range, settings.py). STREAMED: each run's audio comes a stretch at a time (the first after its sentence
-    stage and FIRST_STRETCH_S of audio); False renders each run whole before it is heard (the old path).
+    stage and FIRST_STRETCH_S of audio: MIN_STRETCH_S to MAX_STRETCH_S); False renders each run whole before it
+    is heard (the old path).
     """
 
     name = "piper"
 
     def __init__(self, voice: str | Path | None = None, *, threads: int = DEFAULT_TTS_THREADS,
                  models: int = DEFAULT_TTS_MODELS, streamed: bool = True,
-                 first_chunk_max_words: int = FIRST_CHUNK_MAX_WORDS, cache_dir: Path | None = None):
+                 first_chunk_max_words: int = FIRST_CHUNK_MAX_WORDS, first_stretch_s: float = FIRST_STRETCH_S,
+                 cache_dir: Path | None = None):
         if threads not in range(MIN_TTS_THREADS, MAX_TTS_THREADS + 1):
             raise SpeechError(f"threads must be {MIN_TTS_THREADS} to {MAX_TTS_THREADS} (onnxruntime threads per "
                               f"synthesis, setting {TTS_THREADS}), got {threads!r}")
+        if not MIN_STRETCH_S <= first_stretch_s <= MAX_STRETCH_S:
+            raise SpeechError(f"first_stretch_s must be {MIN_STRETCH_S} to {MAX_STRETCH_S} (seconds of audio in an "
+                              f"utterance's first render), got {first_stretch_s!r}")
         self.threads = threads
         self.models = models
+        self.first_stretch_s = first_stretch_s
         self.streamed = streamed
         self.first_chunk_max_words = first_chunk_max_words
         self._cache_dir = cache_dir
@@ -620,7 +629,7 @@ class PiperEngine:
                 for phonemes in bound_phonemes(sentence):
                     if not phonemes:
                         continue
-                    for chunk in _phrase_chunks(voice, phonemes, start_sample, piece, whole):
+                    for chunk in _phrase_chunks(voice, phonemes, start_sample, piece, whole, self.first_stretch_s):
                         yield chunk
                         start_sample = chunk.end_sample
 

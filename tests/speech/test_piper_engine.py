@@ -86,6 +86,21 @@ def test_a_first_chunk_holds_what_the_scheduler_asks_it_to_cover(piper_engine):
     assert 0.8 <= first.duration_s < 0.9 + last_sound_s + 0.012
 
 
+def test_the_first_stretch_can_be_asked_longer(piper_engine):
+    text = "The weather today is sunny with a light breeze from the west over the hills."
+    longer = PiperEngine(threads=1, models=1, first_stretch_s=0.6)
+    first, default_first = next(iter(longer.synthesize(text))), next(iter(piper_engine.synthesize(text)))
+    last_sound_s = first.phonemes[-1].duration_samples / first.sample_rate_hz
+    assert 0.5 <= first.duration_s < 0.6 + last_sound_s + 0.012
+    assert default_first.duration_s < 0.45
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.05, 2.0])
+def test_a_first_stretch_outside_the_stretch_sizes_is_refused(seconds):
+    with pytest.raises(SpeechError, match="first_stretch_s must be 0.15 to 1.5"):
+        PiperEngine(first_stretch_s=seconds)
+
+
 def test_unstreamed_engine_renders_each_run_whole(piper_engine):
     whole = PiperEngine(streamed=False, models=1)
     chunks = list(whole.synthesize("Maybe we could meet by the beach on Sunday afternoon."))
