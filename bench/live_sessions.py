@@ -217,7 +217,8 @@ def make_speech(config: str, models: int, threads: int):
         instances, _, first = config.removeprefix("new:").partition(":")
         models, _, threads = instances.partition("x")
         models, threads = int(models), int(threads)
-        first_stretch_s = float(first) if first else FIRST_STRETCH_S
+        if first:
+            first_stretch_s = float(first)
         config = "new"
     if config == "new":
         engine = PiperEngine(threads=threads, models=models, first_stretch_s=first_stretch_s)
@@ -262,10 +263,10 @@ async def run_config(config: str, sizes: list[int], kinds: list[str], models: in
         try:
             for n in sizes:
                 for kind in kinds:
-                    print(f"measuring {config}: {n} session(s), {kind} text, {_rounds(n, rounds)} round(s)",
-                          file=sys.stderr, flush=True)
-                    rows.append({"config": config, **await measure(app, n, f"http://127.0.0.1:{port}", kind,
-                                                                       _rounds(n, rounds))})
+                    times = _rounds(n, rounds)
+                    print(f"measuring {config}: {n} session(s), {kind} text, {times} round(s)", file=sys.stderr,
+                          flush=True)
+                    rows.append({"config": config, **await measure(app, n, f"http://127.0.0.1:{port}", kind, times)})
         finally:  # a failed measurement must not leave the server running: asyncio.run would wait on it
             server.should_exit = True
             await serving

@@ -460,7 +460,7 @@ def stretch_edges(timings: tuple[PhonemeTiming, ...], start_sample: int, cut: in
 
 
 def _phrase_chunks(voice: LoadedVoice, phonemes: list[str], start_sample: int, text: str,
-                   whole: bool, first_s: float = FIRST_STRETCH_S) -> Iterator[AudioChunk]:
+                   whole: bool, first_s: float) -> Iterator[AudioChunk]:
     """One model run's audio as chunks, one stretch each (or one chunk: WHOLE). Each carries the phrase's
     timings (`AudioChunk.phrase`), known from the sentence stage before any audio."""
     rate, hop = voice.sample_rate_hz, voice.hop_samples
