@@ -72,14 +72,19 @@ class _Playing:
     pending: list[np.ndarray] = field(default_factory=list)
     pending_samples: int = 0
     input_closed: bool = False
-    started: bool = False
+    first_sample: int | None = None  # fixed once it has audio and the stream can stamp it: the next frame's
+    started: bool = False  # its first sample has been sent
 
 
 class Playout:
     """One utterance at a time, cut into 20 ms frames; silence when nothing plays.
 
     All methods run on the event loop thread. `position_samples` counts every sample sent since the start
-    of the stream (silence included): it is the stream clock the transports map to RTP time.
+    of the stream (silence included): it is the stream clock the transports map to RTP time. Only next_frame
+    moves it, so an utterance fed while nothing holds starts is sure to start at the next frame, and
+    `first_sample_of` says where before that frame is sent (the session announces it, and the lips' lead-in
+    reaches the client, up to a frame sooner). `starts_held` is the transport's: True while it cannot stamp
+    a start yet (PacedAudioTrack before it knows its RTP origin); frames are then silence.
     `drop_downstream` is the transport's own buffer of audio already taken from here (LiveKit's SDK queue):
     an interruption empties it too.
     """
@@ -88,6 +93,7 @@ class Playout:
         self._playing: _Playing | None = None
         self._drop_downstream = drop_downstream
         self.position_samples = 0
+        self.starts_held = False
         self.underrun_frames = 0  # frames padded with silence because the engine was late mid-utterance
 
     @property
@@ -108,6 +114,16 @@ class Playout:
         if playing is not None and len(samples_48k):
             playing.pending.append(samples_48k)
             playing.pending_samples += len(samples_48k)
+            self._fix_start(playing)
+
+    def first_sample_of(self, utterance_id: str) -> int | None:
+        """The stream sample at which UTTERANCE_ID's first sample is (or will be) sent; None while not fixed."""
+        playing = self._playing_if(utterance_id)
+        return playing.first_sample if playing is not None else None
+
+    def _fix_start(self, playing: _Playing) -> None:
+        if playing.first_sample is None and playing.pending_samples and not self.starts_held:
+            playing.first_sample = self.position_samples
 
     def close_input(self, utterance_id: str) -> None:
         playing = self._playing_if(utterance_id)
@@ -125,14 +141,16 @@ class Playout:
 
     def next_frame(self) -> np.ndarray:
         playing = self._playing
-        if playing is None or playing.pending_samples == 0:
+        if playing is not None:
+            self._fix_start(playing)  # fed while starts were held
+        if playing is None or playing.first_sample is None or playing.pending_samples == 0:
             if playing is not None and playing.started and not playing.input_closed:
                 self.underrun_frames += 1
             self.position_samples += FRAME_SAMPLES
             return _SILENCE
         if not playing.started:
             playing.started = True
-            playing.on_first_sample(self.position_samples)
+            playing.on_first_sample(playing.first_sample)
         frame = self._take(playing, FRAME_SAMPLES)
         if len(frame) < FRAME_SAMPLES:
             if not playing.input_closed:
@@ -184,6 +202,7 @@ class PacedAudioTrack(MediaStreamTrack):
     def __init__(self, playout: Playout, clock: Callable[[], float] = time.monotonic, dtx: bool = False):
         super().__init__()
         self.playout = playout
+        playout.starts_held = True  # until the first frame has gone out and the RTP origin is known
         self._clock = clock
         self._dtx = dtx
         self._started_at_s: float | None = None
@@ -235,11 +254,8 @@ class PacedAudioTrack(MediaStreamTrack):
 
     def _take_frame(self) -> np.ndarray:
         self._learn_rtp_origin()
-        if self._rtp_origin is None:  # silence until RTP time is known, so every start can be stamped
-            samples = _SILENCE
-            self.playout.position_samples += FRAME_SAMPLES
-        else:
-            samples = self.playout.next_frame()
+        self.playout.starts_held = self._rtp_origin is None  # silence until RTP time is known: every start is stamped
+        samples = self.playout.next_frame()
         self._frames += 1
         self._silent_frames = 0 if samples.any() else self._silent_frames + 1
         return samples

@@ -35,7 +35,7 @@ class UtteranceStart:
     rtp_timestamp: int
     text: str
     anchor: str
-    server_s: float | None = None  # /speak -> this first sample sent: the server's part of the first audio
+    server_s: float | None = None  # /speak -> first sample handed to the stream: the server's part of first audio
 
     def to_json(self) -> dict:
         message = {"type": "utterance_start", "utterance_id": self.utterance_id, "rtp_timestamp": self.rtp_timestamp,

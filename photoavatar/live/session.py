@@ -10,6 +10,7 @@ silence), synthesis stops and the client gets utterance_end with the matching re
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import uuid
@@ -41,7 +42,6 @@ class Utterance:
     interruption: Interruption = field(default_factory=Interruption)  # the one early-end signal
     ended: bool = False
     requested_at_s: float = field(default_factory=time.monotonic)
-    started_at_s: float | None = None  # monotonic time its first sample was sent
     # Speech that is not synthesised from `text` (the caller's audio, speech/audio_speech.py): these segments play
     # as they are, scheduled by `scheduler` (None: the session's; a live stream's steps wait for its audio).
     segments: Iterable[SpeechSegment] | None = None
@@ -174,26 +174,34 @@ class LiveSession:
                 log.warning("speech failed for %s: %s", utterance.utterance_id, item)
                 raise _SpeechFailed(str(item) or type(item).__name__)
             fed_at_s = time.monotonic()
-            self.transport.playout.feed(utterance.utterance_id, item.samples_48k)
+            playout = self.transport.playout
+            playout.feed(utterance.utterance_id, item.samples_48k)
             if not announced:
-                stream_sample, sent_at_s = await first_sample
-                self._record_first_audio(utterance, item, fed_at_s, sent_at_s)
-                await self._announce(utterance, stream_sample)
+                first_sample.add_done_callback(functools.partial(self._record_first_audio, utterance, item, fed_at_s))
+                # Announced before its frame is sent, so the client schedules the first events (a closure that
+                # leads the first sound) up to a frame sooner; a start not fixed yet is announced when it is.
+                stream_sample = playout.first_sample_of(utterance.utterance_id)
+                if stream_sample is None:
+                    stream_sample, _ = await first_sample
+                self._announce(utterance, stream_sample, fed_at_s)
                 announced = True
             if item.segment is not None:
                 self._send_timeline(utterance, item.segment)
 
-    def _record_first_audio(self, utterance: Utterance, item: _Audio, fed_at_s: float, sent_at_s: float) -> None:
+    def _record_first_audio(self, utterance: Utterance, item: _Audio, fed_at_s: float,
+                            first_sample: asyncio.Future[tuple[int, float]]) -> None:
+        if first_sample.cancelled():  # the utterance ended before its first frame went out
+            return
+        _, sent_at_s = first_sample.result()
         self.first_audio_delays_s.append(sent_at_s - utterance.requested_at_s)
         self.first_audio_stages.append({**item.stage_s, HOP_TO_LOOP: fed_at_s - item.handed_at_s,
                                         FRAME_SLOT: sent_at_s - fed_at_s,
                                         FIRST_AUDIO: sent_at_s - utterance.requested_at_s})
 
-    async def _announce(self, utterance: Utterance, stream_sample: int) -> None:
-        utterance.started_at_s = time.monotonic()
+    def _announce(self, utterance: Utterance, stream_sample: int, fed_at_s: float) -> None:
         rtp = self.transport.rtp_timestamp_at(stream_sample)
         self.transport.send(protocol.UtteranceStart(utterance.utterance_id, rtp, utterance.text,
-                                                    self.transport.anchor, self.first_audio_delays_s[-1]))
+                                                    self.transport.anchor, fed_at_s - utterance.requested_at_s))
 
     def _send_timeline(self, utterance: Utterance, segment: SpeechSegment) -> None:
         if segment.visemes:

@@ -60,6 +60,41 @@ def test_an_interruption_after_the_utterance_played_out_drops_nothing():
     assert playout.current_utterance == "u2" and playout.next_frame().all() and cuts == []
 
 
+def test_the_first_sample_is_fixed_when_audio_is_fed_and_goes_out_in_the_next_frame():
+    playout, started = Playout(), []
+    for _ in range(3):
+        playout.next_frame()
+    playout.start("u1", Interruption(), started.append, lambda: None)
+    assert playout.first_sample_of("u1") is None  # nothing to send yet: no start to announce
+    audio = ramp(2 * FRAME_SAMPLES)
+    playout.feed("u1", audio)
+    assert playout.first_sample_of("u1") == 3 * FRAME_SAMPLES and started == []  # known before it is sent
+    assert np.array_equal(playout.next_frame(), audio[:FRAME_SAMPLES]) and started == [3 * FRAME_SAMPLES]
+    assert playout.first_sample_of("other") is None
+
+
+def test_held_starts_wait_in_silence_and_start_at_the_first_frame_after_the_hold():
+    playout, started = Playout(), []
+    playout.starts_held = True
+    playout.start("u1", Interruption(), started.append, lambda: None)
+    playout.feed("u1", ramp(FRAME_SAMPLES))
+    assert playout.first_sample_of("u1") is None and not playout.next_frame().any() and started == []
+    assert playout.underrun_frames == 0  # waiting to start is not an underrun
+    playout.starts_held = False
+    assert playout.next_frame().all() and started == [FRAME_SAMPLES]
+
+
+async def test_the_track_holds_starts_until_its_first_frame_has_gone_out():
+    playout, started = Playout(), []
+    track = PacedAudioTrack(playout)
+    assert playout.starts_held  # no RTP time to stamp a start with yet
+    playout.start("u1", Interruption(), started.append, lambda: None)
+    playout.feed("u1", ramp(FRAME_SAMPLES))
+    packets = [await track.recv() for _ in range(2)]
+    assert started == [FRAME_SAMPLES] and packets[1].pts == FRAME_SAMPLES and not playout.starts_held
+    track.stop()
+
+
 def test_an_engine_late_mid_utterance_counts_as_underrun():
     playout = Playout()
     playout.start("u1", Interruption(), lambda _: None, lambda: None)

@@ -141,6 +141,27 @@ async def test_speech_arrives_with_events_stamped_in_rtp_time(tmp_path, speech):
         assert (loud[-1] - loud[0]) / 48000 > 1.5
 
 
+async def test_the_start_and_first_events_leave_before_the_first_sample(tmp_path, speech):
+    """The client can schedule a closure that leads the first sound only if it knows where the sound will be."""
+    async with connected_peer(tmp_path, speech) as (http, session, peer, auth):
+        transport = http.app.state.photoavatar.sessions.get(session["session_id"]).transport
+        sent_at_position = []
+        send = transport.send
+
+        def send_and_note_the_stream_position(message):
+            sent_at_position.append((message.to_json()["type"], transport.playout.position_samples))
+            send(message)
+
+        transport.send = send_and_note_the_stream_position
+        await speak(http, session, auth, "Papa bought a big blue boat.")
+        await peer.wait_for(lambda: peer.of_type("utterance_end"), timeout_s=20)
+        start, = peer.of_type("utterance_start")
+        first_sample = (start["rtp_timestamp"] - transport.rtp_timestamp_at(0)) % RTP_MODULO
+        (_, start_position), (kind, viseme_position) = sent_at_position[:2]
+        assert kind == "viseme" and start_position <= viseme_position <= first_sample, sent_at_position[:2]
+        assert 0 <= start["server_s"] < 5
+
+
 def open_utterances_never_overlap(peer: ClientPeer) -> None:
     """Across the message stream, at most one utterance is between its start and its end."""
     playing = set()
