@@ -74,7 +74,12 @@ async def run_clients(n: int, base_url: str, kind: str, rounds: int) -> None:
     from photoavatar.testing.peer import ClientPeer
 
     restrict_to_loopback(True)  # the clients' media stays on 127.0.0.1, as the server's
-    async with httpx.AsyncClient(base_url=base_url, timeout=60) as http:
+    from photoavatar.server.limits import Limits
+
+    # A reused connection the server is closing that moment (its keep-alive ran out between rounds) fails the
+    # request: drop idle ones sooner than the server does, as a browser's fetch retries on a fresh one.
+    keep_alive = httpx.Limits(keepalive_expiry=Limits().keep_alive_s / 2)
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=keep_alive) as http:
         clients = []
         for _ in range(n):
             session = (await http.post("/session-live", json={"avatar_id": "bench"})).json()
@@ -241,6 +246,7 @@ async def run_config(config: str, sizes: list[int], kinds: list[str], models: in
     from photoavatar.server.app import create_app
     from photoavatar.server.config import ServerSettings
     from photoavatar.server.limits import Limits
+    from photoavatar.server.serving import uvicorn_config
 
     speak, voices, workers = make_speech(config, models, threads)
     with tempfile.TemporaryDirectory() as folder, socket.socket() as probe:
@@ -254,7 +260,7 @@ async def run_config(config: str, sizes: list[int], kinds: list[str], models: in
             sessions_per_minute=10_000, ice_loopback=True, tts_models=workers,
             limits=Limits(sessions_per_address=max(sizes) + 1))  # all from 127.0.0.1
         app = create_app(settings, speech=speak, voices=voices)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+        server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, settings.limits, log_level="warning"))
         serving = asyncio.create_task(server.serve())
         while not server.started:
             await asyncio.sleep(0.05)
