@@ -55,8 +55,8 @@ MIN_STRETCH_S = 0.15  # a shorter rest of the phrase joins the stretch before it
 # Stretches rendered at a time (speech/piper_graph.py): the first short, so the listener hears it soon; each
 # later one as long as the audio already made, so it is ready before that has played (the "slow start" that
 # keeps ten sessions starting together from running dry); capped so sessions take turns on the CPU. The first
-# is as short as a stretch may be: its decoder run is about 0.8 ms a frame, and the second (as long as the first)
-# takes some 25 ms to render against the first's 0.15-0.2 s of playing (docs/latency.md, "Stretch sizes").
+# is as short as a stretch may be: it renders in 20-25 ms, and the second (as long, plus the flow and decoder head
+# for the rest of the phrase) in 35-75 ms, within the first's 0.16-0.17 s of playing (docs/latency.md).
 FIRST_STRETCH_S = MIN_STRETCH_S
 MAX_STRETCH_S = 1.5
 STRETCH_TOLERANCE = 2  # int16 steps a stretch may differ from the whole run (float rounding)
@@ -177,11 +177,11 @@ class Phrase:
     symbols: list[str]  # the symbol of each phoneme id
     id_samples: np.ndarray  # each id's duration in samples (whole frames)
     latent: np.ndarray  # (1, channels, frames)
-    frame_inputs: dict[str, np.ndarray]  # the flow's other inputs (the frame mask)
-    # The flow's output from frame decoder_input_from_frame to the end, once a stretch after the first needed it:
-    # the later stretches then run the decoder only.
-    decoder_input: np.ndarray | None = None
-    decoder_input_from_frame: int = 0
+    frame_inputs: dict[str, np.ndarray]  # the per-frame parts' other inputs (the frame mask)
+    # The last part's input from frame kept_from_frame to the end, once a stretch after the first needed it: the
+    # later stretches then run the last part only.
+    kept_input: np.ndarray | None = None
+    kept_from_frame: int = 0
 
     @property
     def frames(self) -> int:
@@ -190,17 +190,16 @@ class Phrase:
 
 @dataclass
 class _Instance:
-    """One voice instance: the three parts of the voice graph (piper_graph), one onnxruntime session each."""
+    """One voice instance: the parts of the voice graph (piper_graph), one onnxruntime session each."""
 
     sentence: object
-    flow: object
-    decoder: object
+    parts: list  # one per VoiceGraphs.parts
 
 
 class LoadedVoice:
     """One Piper voice in MODELS instances: each run takes a free one, so MODELS runs go at once.
 
-    The voice graph is cut in three (speech/piper_graph.py): `begin` runs the per-sentence part (phoneme lengths,
+    The voice graph is cut in parts (speech/piper_graph.py): `begin` runs the per-sentence part (phoneme lengths,
     latent frames), `render` makes the audio of any stretch of those frames, exactly as the whole run would
     (checked when the voice loads; `exact_stretches` is False, and each phrase is rendered whole, for a graph
     whose stretches do not match). After a long render the memory arena is shrunk and freed memory handed back
@@ -234,12 +233,11 @@ class LoadedVoice:
             return onnxruntime.InferenceSession(part, sess_options=part_options, providers=["CPUExecutionProvider"])
 
         self.instances = _in_low_priority_thread(lambda: [
-            _Instance(session(graphs.sentence, one_thread), session(graphs.flow, options),
-                      session(graphs.decoder, options))
+            _Instance(session(graphs.sentence, one_thread), [session(part.model, options) for part in graphs.parts])
             for _ in range(models)])
         self.file = voice
         self.info = voice.info()
-        # piper's own object only phonemizes and holds the config: its runs are the three parts' (session None)
+        # piper's own object only phonemizes and holds the config: its runs are the parts' (session None)
         self.piper = PiperVoice(session=None, config=PiperConfig.from_dict(_read_config(voice.config_path)))
         self.exact_stretches = True
         self._free = list(range(models))
@@ -267,8 +265,7 @@ class LoadedVoice:
         for instance in self.instances:  # each instance's own three sessions, not whichever is free
             phrase = self._begin_on(instance, phonemes)
             whole = self._render_on(instance, phrase, 0, phrase.frames)
-        middle = phrase.frames // 2
-        halves = np.concatenate([self.render(phrase, 0, middle), self.render(phrase, middle, phrase.frames)])
+        halves = np.concatenate(list(self.render_stretches(phrase, [0, phrase.frames // 2, phrase.frames])))
         difference = int(np.abs(halves.astype(np.int32) - whole).max())
         if difference > STRETCH_TOLERANCE:
             self.exact_stretches = False
@@ -299,49 +296,68 @@ class LoadedVoice:
         if len(id_frames) != len(ids) or int(id_frames.sum()) != latent.shape[-1]:
             raise SpeechError(f"the voice {self.file.voice_id} returned no usable phoneme durations")
         return Phrase(symbols, id_frames * self.hop_samples, latent,
-                      dict(zip(self.graphs.flow_inputs, frame_inputs, strict=True)))
+                      dict(zip(self.graphs.frame_inputs, frame_inputs, strict=True)))
 
-    def render(self, phrase: Phrase, start_frame: int, end_frame: int) -> np.ndarray:
-        """The audio (int16) of frames START_FRAME to END_FRAME of PHRASE, computed with as many frames either side
-        as the flow and the decoder reach, so it equals that stretch of the whole run. The first stretch runs the
-        flow over what it needs; the next runs it to the phrase's end once, for every later stretch."""
+    def render(self, phrase: Phrase, start_frame: int, end_frame: int, keep_rest: bool = False) -> np.ndarray:
+        """The audio (int16) of frames START_FRAME to END_FRAME of PHRASE, each part computed with as many frames
+        either side as it reaches, so it equals that stretch of the whole run. KEEP_REST: more stretches of PHRASE
+        follow, so the parts before the last run to its end (or were run so by a stretch before) and are kept."""
         with self._model() as instance:
-            return self._render_on(instance, phrase, start_frame, end_frame)
+            return self._render_on(instance, phrase, start_frame, end_frame, keep_rest)
 
-    def _render_on(self, instance: _Instance, phrase: Phrase, start_frame: int, end_frame: int) -> np.ndarray:
-        frames, context = phrase.frames, self.graphs.decoder_context_frames
-        decoder_lo, decoder_hi = max(0, start_frame - context), min(frames, end_frame + context)
-        long_run = decoder_hi - decoder_lo > SHRINK_AFTER_FRAMES
+    def render_stretches(self, phrase: Phrase, edges: list[int]) -> Iterator[np.ndarray]:
+        """The audio of each stretch between EDGES (frames), in order: the first over only what it needs, as a
+        listener is waiting for it; the second runs the parts before the last to the phrase's end, for the rest."""
+        for index, (start_frame, end_frame) in enumerate(itertools.pairwise(edges)):
+            yield self.render(phrase, start_frame, end_frame, keep_rest=index > 0)
+
+    def _render_on(self, instance: _Instance, phrase: Phrase, start_frame: int, end_frame: int,
+                   keep_rest: bool = False) -> np.ndarray:
+        last = len(self.graphs.parts) - 1
+        lo, hi = self._reach(last, start_frame, end_frame, phrase.frames)
+        long_run = hi - lo > SHRINK_AFTER_FRAMES
         options = self._shrinking_run if long_run else self._plain_run
-        decoder_in = self._decoder_input(instance, phrase, decoder_lo, decoder_hi, start_frame > 0, options)
-        decoder_feed = {self.graphs.decoder_input: decoder_in,
-                        **{name: _frames_of(phrase.frame_inputs[name], frames, decoder_lo, decoder_hi)
-                           for name in self.graphs.decoder_inputs}}
-        audio = instance.decoder.run(None, decoder_feed, options)[0].reshape(-1)
+        part_in = self._part_input(instance, phrase, last, lo, hi, keep_rest, options)
+        audio = self._run_part(instance, phrase, last, part_in, lo, hi, options).reshape(-1)
         if long_run:
             _return_freed_memory()
         hop = self.hop_samples
-        audio = _match_length(audio, (decoder_hi - decoder_lo) * hop)[(start_frame - decoder_lo) * hop:
-                                                                       (end_frame - decoder_lo) * hop]
+        audio = _match_length(audio, (hi - lo) * hop)[(start_frame - lo) * hop:(end_frame - lo) * hop]
         # Raw model output (peak about 0.5-0.8) with no per-sentence peak normalisation, so the stretches and
         # phrases of one utterance keep the same loudness.
         return (np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16)
 
-    def _decoder_input(self, instance: _Instance, phrase: Phrase, lo: int, hi: int, keep: bool, options) -> np.ndarray:
-        """The flow's output for frames LO..HI of PHRASE; with KEEP, computed to the phrase's end and kept."""
-        cached = phrase.decoder_input
-        if cached is not None and phrase.decoder_input_from_frame <= lo:
-            offset = phrase.decoder_input_from_frame
-            return np.ascontiguousarray(cached[..., lo - offset:hi - offset])
-        graphs, frames = self.graphs, phrase.frames
-        hi_run = frames if keep else hi
-        flow_lo, flow_hi = max(0, lo - graphs.flow_context_frames), min(frames, hi_run + graphs.flow_context_frames)
-        feed = {graphs.latent: phrase.latent[..., flow_lo:flow_hi],
-                **{name: _frames_of(value, frames, flow_lo, flow_hi) for name, value in phrase.frame_inputs.items()}}
-        output = instance.flow.run(None, feed, options)[0][..., lo - flow_lo:hi_run - flow_lo]
+    def _reach(self, level: int, lo: int, hi: int, frames: int) -> tuple[int, int]:
+        """The frames of part LEVEL's input that its output over LO..HI depends on."""
+        context = self.graphs.parts[level].context_frames
+        return max(0, lo - context), min(frames, hi + context)
+
+    def _part_input(self, instance: _Instance, phrase: Phrase, level: int, lo: int, hi: int, keep: bool,
+                    options) -> np.ndarray:
+        """The input of part LEVEL for frames LO..HI of PHRASE; with KEEP (the last part's), taken from what a
+        stretch before kept, or computed to the phrase's end and kept."""
+        if level == 0:
+            return np.ascontiguousarray(phrase.latent[..., lo:hi])
+        steps = self.graphs.parts[level].input_steps_per_frame
+        if keep and phrase.kept_input is not None and phrase.kept_from_frame <= lo:
+            offset = phrase.kept_from_frame
+            return np.ascontiguousarray(phrase.kept_input[..., (lo - offset) * steps:(hi - offset) * steps])
+        hi_run = phrase.frames if keep else hi
+        before_lo, before_hi = self._reach(level - 1, lo, hi_run, phrase.frames)
+        before_in = self._part_input(instance, phrase, level - 1, before_lo, before_hi, False, options)
+        output = self._run_part(instance, phrase, level - 1, before_in, before_lo, before_hi, options)
+        output = output[..., (lo - before_lo) * steps:(hi_run - before_lo) * steps]
         if keep:
-            phrase.decoder_input, phrase.decoder_input_from_frame = output, lo
-        return np.ascontiguousarray(output[..., :hi - lo])
+            phrase.kept_input, phrase.kept_from_frame = output, lo
+        return np.ascontiguousarray(output[..., :(hi - lo) * steps])
+
+    def _run_part(self, instance: _Instance, phrase: Phrase, level: int, part_in: np.ndarray, lo: int, hi: int,
+                  options) -> np.ndarray:
+        """Part LEVEL's output for its input PART_IN (frames LO..HI)."""
+        part = self.graphs.parts[level]
+        feed = {part.input: part_in, **{name: _frames_of(phrase.frame_inputs[name], phrase.frames, lo, hi)
+                                        for name in part.extra_inputs}}
+        return instance.parts[level].run(None, feed, options)[0]
 
     def speak(self, phonemes: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
         """Audio (int16) for one sentence, the symbol of each phoneme id, and each id's duration in samples."""
@@ -468,9 +484,10 @@ def _phrase_chunks(voice: LoadedVoice, phonemes: list[str], start_sample: int, t
         phrase = voice.begin(phonemes)
     timings, cut = phrase_timings(phrase, start_sample, rate)
     edges = stretch_edges(timings, start_sample, cut, hop, rate, whole, first_s)
-    for first_frame, end_frame in itertools.pairwise(edges):
+    stretches = voice.render_stretches(phrase, edges)
+    for first_frame in edges[:-1]:
         with stages.timed(stages.SYNTHESIS):
-            samples = voice.render(phrase, first_frame, end_frame)
+            samples = next(stretches)
         chunk_start = start_sample + first_frame * hop - cut
         if chunk_start < start_sample:  # the utterance's first stretch starts inside the pause left out
             samples, chunk_start = samples[start_sample - chunk_start:], start_sample

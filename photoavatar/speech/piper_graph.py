@@ -1,4 +1,5 @@
-"""A Piper (VITS) voice's graph cut in three, so a sentence's audio can be made a stretch at a time.
+"""A Piper (VITS) voice's graph cut into a sentence stage and a chain of per-frame parts, so a sentence's audio can
+be made a stretch at a time.
 
 A Piper run does two kinds of work. Per sentence: the text encoder and the duration predictor read the phoneme
 ids and give every phoneme its length and the sentence its latent frames (`z_p`, 256 samples each). Per frame:
@@ -8,11 +9,17 @@ any stretch of frames comes out the same as in the whole run when it is computed
 (their receptive half-width, read from the layers: `context_frames`). So the sentence's own prosody is kept
 exactly while the listener waits only for the per-sentence part and one short stretch.
 
-`split_voice` finds the cut points by the graph's structure (the decoder's first convolution, the latent noise
-added last), not by node names, and returns None for a graph it does not recognise: the engine then synthesises
-whole runs as before. The parts' 1-D convolutions are rewritten as 2-D ones of height 1: onnxruntime runs image
-convolutions in its blocked (NCHWc) kernels, which make the decoder some 20 % and the sentence stage and the
-flow some 10 % faster on x86, with the same output to within float rounding.
+The decoder is cut once more, before its second upsampling layer. Most of its reach (12 of its 13 frames each
+side) is in the layers before that cut, at 1 and 8 steps a frame, and most of its cost after it, at 64 to 256
+steps a frame. The engine computes the head once for the rest of a sentence and keeps it, so each later
+stretch pays for 3 frames of context either side instead of 13: the stretches of a sentence cost what the whole
+run costs, within some 6 %, where they cost a third more (docs/latency.md, "Stretch sizes").
+
+`split_voice` finds the cut points by the graph's structure (the decoder's first convolution, its upsampling
+layers, the latent noise added last), not by node names, and returns None for a graph it does not recognise: the
+engine then synthesises whole runs as before. The parts' 1-D convolutions are rewritten as 2-D ones of height 1:
+onnxruntime runs image convolutions in its blocked (NCHWc) kernels, which make the decoder some 20 % and the
+sentence stage and the flow some 10 % faster on x86, with the same output to within float rounding.
 """
 
 from __future__ import annotations
@@ -25,18 +32,26 @@ CONTEXT_SAFETY_FRAMES = 1  # rounding of the half-width: one frame more than the
 
 
 @dataclass(frozen=True)
+class FramePart:
+    """One per-frame part of the voice: a stretch of its input, with CONTEXT_FRAMES either side, gives that stretch
+    of its output exactly as the whole run does."""
+
+    name: str  # for messages: "flow", "decoder head", "decoder"
+    model: bytes  # serialised ONNX
+    input: str  # the stretched tensor, the previous part's output (the first part's: the latent)
+    extra_inputs: tuple[str, ...]  # of the sentence stage's outputs: per frame (a mask) or per sentence (a speaker)
+    input_steps_per_frame: int  # time steps of INPUT in one latent frame (1 before the first upsampling layer)
+    context_frames: int
+
+
+@dataclass(frozen=True)
 class VoiceGraphs:
-    """The three models (serialised ONNX) and what connects them."""
+    """The sentence stage and the per-frame parts that follow it, in order (the last one's output is the audio)."""
 
     sentence: bytes  # phoneme ids -> latent, frame inputs, phoneme durations (the voice's outputs after audio)
-    flow: bytes  # latent stretch (+ frame inputs) -> decoder input stretch
-    decoder: bytes  # decoder input stretch -> audio
-    latent: str  # the flow's input tensor
-    flow_inputs: tuple[str, ...]  # further inputs of the flow: per frame (a mask) or per sentence (a speaker)
-    decoder_input: str
-    decoder_inputs: tuple[str, ...]  # further inputs of the decoder (a speaker embedding), taken whole
-    flow_context_frames: int
-    decoder_context_frames: int
+    latent: str  # the first part's input
+    frame_inputs: tuple[str, ...]  # the sentence stage's outputs besides the latent that the parts read
+    parts: tuple[FramePart, ...]  # the flow, then the decoder (in two where it can be cut)
 
 
 class SplitError(ValueError):
@@ -44,7 +59,7 @@ class SplitError(ValueError):
 
 
 def split_voice(model) -> VoiceGraphs | None:
-    """The three models of an alignment-patched Piper voice (onnx.ModelProto), or None if it cannot be cut."""
+    """The parts of an alignment-patched Piper voice (onnx.ModelProto), or None if it cannot be cut."""
     try:
         return _split(model)
     except (SplitError, KeyError, IndexError, StopIteration):
@@ -56,23 +71,44 @@ def _split(model) -> VoiceGraphs:
     producers = {name: node for node in graph.node for name in node.output}
     decoder_input = _decoder_input(graph, producers)
     latent = _latent(graph, producers, decoder_input)
-    flow_nodes, flow_inputs = _between(graph, producers, {latent}, decoder_input)
-    decoder_nodes, decoder_inputs = _between(graph, producers, {decoder_input}, graph.output[0].name)
-    if set(decoder_inputs) - set(flow_inputs):
-        raise SplitError(f"the decoder needs {decoder_inputs}, which the flow does not take")
-    outputs = [latent, *flow_inputs, *(output.name for output in graph.output[1:])]
+    cut = [(latent, 1), (decoder_input, 1)]
+    try:
+        parts = _frame_parts(model, producers, [*cut, *_decoder_cut(graph)])
+    except SplitError:  # a decoder whose later layers read its earlier ones: kept whole
+        parts = _frame_parts(model, producers, cut)
+    frame_inputs = parts[0].extra_inputs
+    outputs = [latent, *frame_inputs, *(output.name for output in graph.output[1:])]
     sentence_nodes, sentence_inputs = _between(graph, producers, {i.name for i in graph.input}, *outputs)
     if set(sentence_inputs) - {i.name for i in graph.input}:
         raise SplitError(f"the sentence stage needs {sentence_inputs}")
     return VoiceGraphs(
         sentence=_model(model, sentence_nodes, [i.name for i in graph.input], outputs, convolutions_2d=True),
-        flow=_model(model, flow_nodes, [latent, *flow_inputs], [decoder_input], convolutions_2d=True),
-        decoder=_model(model, decoder_nodes, [decoder_input, *decoder_inputs], [graph.output[0].name],
-                       convolutions_2d=True),
-        latent=latent, flow_inputs=tuple(flow_inputs), decoder_input=decoder_input,
-        decoder_inputs=tuple(decoder_inputs),
-        flow_context_frames=context_frames(flow_nodes, latent, _initializers(graph)),
-        decoder_context_frames=context_frames(decoder_nodes, decoder_input, _initializers(graph)))
+        latent=latent, frame_inputs=tuple(frame_inputs), parts=parts)
+
+
+def _frame_parts(model, producers, starts: list[tuple[str, int]]) -> tuple[FramePart, ...]:
+    """One part from each of STARTS (tensor, its steps per frame) to the next, the last to the audio."""
+    graph = model.graph
+    initializers = _initializers(graph)
+    ends = [*(tensor for tensor, _ in starts[1:]), graph.output[0].name]
+    names = ["flow", "decoder head" if len(starts) > 2 else "decoder", "decoder"]
+    parts = []
+    for (start, steps), end, name in zip(starts, ends, names, strict=True):
+        nodes, extra = _between(graph, producers, {start}, end)
+        parts.append(FramePart(name, _model(model, nodes, [start, *extra], [end], convolutions_2d=True), start,
+                               tuple(extra), steps, context_frames(nodes, start, initializers, steps)))
+    unknown = [p.name for p in parts[1:] if set(p.extra_inputs) - set(parts[0].extra_inputs)]
+    if unknown:
+        raise SplitError(f"the {', '.join(unknown)} read tensors that the flow does not take")
+    return tuple(parts)
+
+
+def _decoder_cut(graph) -> list[tuple[str, int]]:
+    """The input of the decoder's second upsampling layer and its steps per frame; none with a single upsampling."""
+    upsampling = [node for node in graph.node if node.op_type == "ConvTranspose"]
+    if len(upsampling) < 2:
+        return []
+    return [(upsampling[1].input[0], _conv_shape(upsampling[0], _initializers(graph))[2])]
 
 
 def _decoder_input(graph, producers) -> str:
@@ -216,10 +252,11 @@ def _as_2d_attribute(name: str, value):
     return value
 
 
-def context_frames(nodes: Iterable, frame_input: str, initializers: dict) -> int:
+def context_frames(nodes: Iterable, frame_input: str, initializers: dict, steps_per_frame: int = 1) -> int:
     """Frames either side of a stretch that its output depends on: the receptive half-width of the longest path
-    of convolutions from FRAME_INPUT, in input frames (a layer after an upsampling counts in its finer steps)."""
-    reach = {frame_input: (0.0, 1)}  # tensor -> (half-width in frames, steps per frame)
+    of convolutions from FRAME_INPUT (STEPS_PER_FRAME time steps a frame), in frames (a layer after an upsampling
+    counts in its finer steps)."""
+    reach = {frame_input: (0.0, steps_per_frame)}  # tensor -> (half-width in frames, steps per frame)
     for node in nodes:  # ONNX nodes are in topological order
         seen = [reach[name] for name in node.input if name in reach]
         if not seen:

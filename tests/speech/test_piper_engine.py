@@ -151,18 +151,19 @@ def test_closing_the_stream_stops_synthesis(piper_engine):
     voice = piper_engine.loaded_voice()
     instances = list(voice.instances)
     counter = RunCounter()
-    voice.instances[:] = [_Instance(counter.wrap(instance.sentence), counter.wrap(instance.flow),
-                                    counter.wrap(instance.decoder)) for instance in instances]
+    voice.instances[:] = [_Instance(counter.wrap(instance.sentence), [counter.wrap(part) for part in instance.parts])
+                          for instance in instances]
     try:
         stream = piper_engine.synthesize("First sentence here. Second sentence here. Third sentence here.")
         assert counter.runs == 0  # nothing is synthesised before the first chunk is asked for
         first = next(stream)
         stream.close()
         assert first.text == "First sentence here."
-        assert counter.runs == 3  # the sentence stage and one stretch (flow, decoder); nothing after the close
+        parts = len(voice.graphs.parts)
+        assert counter.runs == 1 + parts  # the sentence stage and one stretch (each part once); nothing after the close
         with pytest.raises(StopIteration):
             next(stream)
-        assert counter.runs == 3
+        assert counter.runs == 1 + parts
     finally:
         voice.instances[:] = instances
 

@@ -1,8 +1,9 @@
-"""The bundled voice's graph cut in three (speech/piper_graph.py): the parts are the voice, and a phrase rendered
+"""The bundled voice's graph cut in parts (speech/piper_graph.py): the parts are the voice, and a phrase rendered
 a stretch at a time is the phrase rendered whole."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -23,8 +24,14 @@ def voice(piper_engine) -> LoadedVoice:
 
 
 @pytest.fixture(scope="module")
-def phrase(voice):
+def sentence_stage(voice):
     return voice.begin(voice.phonemize(TEXT)[0])
+
+
+@pytest.fixture
+def phrase(sentence_stage):
+    """The sentence stage with nothing kept from another test's stretches (a render keeps part of its flow)."""
+    return dataclasses.replace(sentence_stage, kept_input=None, kept_from_frame=0)
 
 
 def _quiet_inputs(voice, ids):
@@ -33,42 +40,113 @@ def _quiet_inputs(voice, ids):
             "scales": np.array([0.0, 1.0, 0.0], dtype=np.float32)}
 
 
-def test_the_three_parts_are_the_voice(voice):
+def test_the_parts_are_the_voice(voice):
     """Same ids, no noise: the original model's audio and durations equal the parts' run one after another."""
     _symbols, ids = voice._to_ids(voice.phonemize(TEXT)[0])
     original = onnxruntime.InferenceSession(aligned_model(bundled_voice()), providers=["CPUExecutionProvider"])
     audio, durations = original.run(None, _quiet_inputs(voice, ids))
     latent, mask, part_durations = voice.instances[0].sentence.run(None, _quiet_inputs(voice, ids))
     assert np.array_equal(durations, part_durations)
-    decoder_in = voice.instances[0].flow.run(None, {voice.graphs.latent: latent, voice.graphs.flow_inputs[0]: mask})[0]
-    parts = voice.instances[0].decoder.run(None, {voice.graphs.decoder_input: decoder_in})[0]
-    assert np.abs(parts.reshape(-1) - audio.reshape(-1)).max() < 1e-4
+    assert voice.graphs.frame_inputs == voice.graphs.parts[0].extra_inputs == (voice.graphs.frame_inputs[0],)
+    tensor = latent
+    for part, session in zip(voice.graphs.parts, voice.instances[0].parts, strict=True):
+        extra = {name: mask for name in part.extra_inputs}
+        tensor = session.run(None, {part.input: tensor, **extra})[0]
+        assert tensor.shape[-1] == latent.shape[-1] * _steps_after(voice, part)
+    assert np.abs(tensor.reshape(-1) - audio.reshape(-1)).max() < 1e-4
+
+
+def _steps_after(voice, part) -> int:
+    """Time steps a frame of PART's output has: the next part's input steps, or the hop after the last."""
+    parts = voice.graphs.parts
+    index = parts.index(part)
+    return parts[index + 1].input_steps_per_frame if index + 1 < len(parts) else voice.hop_samples
 
 
 @pytest.mark.parametrize("cuts", [(1,), (26,), (26, 52, 104), (10, 11, 12, 60), (-1,)])
 def test_stretches_join_into_the_whole_phrase(voice, phrase, cuts):
     edges = [0, *[(c if c > 0 else phrase.frames + c) for c in cuts], phrase.frames]
     whole = voice.render(phrase, 0, phrase.frames).astype(np.int32)
-    stretches = np.concatenate([voice.render(phrase, a, b) for a, b in zip(edges, edges[1:], strict=False)])
+    stretches = np.concatenate(list(voice.render_stretches(phrase, edges)))
     assert len(stretches) == len(whole) == phrase.frames * voice.hop_samples
     assert np.abs(stretches - whole).max() <= STRETCH_TOLERANCE
 
 
-def test_too_little_context_would_be_heard(voice, phrase, monkeypatch):
+def test_too_little_context_would_be_heard(voice, phrase, sentence_stage, monkeypatch):
     """The context the layers reach is what makes the joins exact: with a third of it they are not."""
-    whole = voice.render(phrase, 0, phrase.frames).astype(np.int32)
-    short = dataclasses.replace(voice.graphs, flow_context_frames=voice.graphs.flow_context_frames // 3,
-                                decoder_context_frames=voice.graphs.decoder_context_frames // 3)
+    whole = voice.render(sentence_stage, 0, phrase.frames).astype(np.int32)
+    short = dataclasses.replace(voice.graphs, parts=tuple(dataclasses.replace(part, context_frames=part.context_frames // 3)
+                                                          for part in voice.graphs.parts))
     monkeypatch.setattr(voice, "graphs", short)
     edges = list(range(0, phrase.frames, 20)) + [phrase.frames]
-    stretches = np.concatenate([voice.render(phrase, a, b) for a, b in zip(edges, edges[1:], strict=False)])
+    stretches = np.concatenate(list(voice.render_stretches(phrase, edges)))
     assert np.abs(stretches - whole).max() > 50 * STRETCH_TOLERANCE
 
 
 def test_the_context_is_read_from_the_layers(voice):
-    # the flow: 4 coupling layers of 4 convolutions, kernel 5 (2 frames each side); the decoder: HiFi-GAN
-    assert voice.graphs.flow_context_frames == 4 * 4 * 2 + 1
-    assert 10 <= voice.graphs.decoder_context_frames <= 20
+    flow, head, tail = voice.graphs.parts
+    assert [part.name for part in voice.graphs.parts] == ["flow", "decoder head", "decoder"]
+    # the flow: 4 coupling layers of 4 convolutions, kernel 5 (2 frames each side)
+    assert flow.context_frames == 4 * 4 * 2 + 1
+    # HiFi-GAN: most of its reach is before the second upsampling (conv_pre, 8x, the first residual blocks);
+    # after it, 3 steps of 8x upsampling and residual blocks at 64-256 steps a frame reach 2-3 frames
+    assert (head.input_steps_per_frame, tail.input_steps_per_frame) == (1, 8)
+    assert 10 <= head.context_frames <= 15
+    assert 2 <= tail.context_frames <= 4
+
+
+def test_a_first_stretch_runs_each_part_over_only_what_it_needs(voice, phrase):
+    """The listener waits for the first stretch: each part runs over the stretch and the context of the parts after
+    it, not over the rest of the phrase, even when the stretch starts after the phrase's first frame."""
+    with _recording(voice) as runs:
+        next(voice.render_stretches(phrase, [3, 20, phrase.frames]))
+    reach_after = 0
+    expected = []
+    for index in reversed(range(len(voice.graphs.parts))):
+        part = voice.graphs.parts[index]
+        reach_after += part.context_frames
+        expected.append((index, (20 + reach_after - max(0, 3 - reach_after)) * part.input_steps_per_frame))
+    assert runs == expected[::-1]
+    assert runs[0][1] < phrase.frames / 2
+
+
+def test_a_later_stretch_runs_the_last_part_on_little_more_than_its_frames(voice, phrase):
+    """After the second stretch keeps the decoder head's output, a stretch costs one run of the last part over its
+    frames and the tail's context, and nothing else."""
+    tail = voice.graphs.parts[-1]
+    with _recording(voice) as runs:
+        stretches = voice.render_stretches(phrase, [0, 30, 60, 90])
+        next(stretches)
+        next(stretches)
+        runs.clear()
+        next(stretches)
+    assert runs == [(len(voice.graphs.parts) - 1, (30 + 2 * tail.context_frames) * tail.input_steps_per_frame)]
+
+
+@contextlib.contextmanager
+def _recording(voice):
+    """The (part, time steps) of every part run on any of VOICE's instances while inside."""
+    runs: list[tuple[int, int]] = []
+    kept = [instance.parts for instance in voice.instances]
+    for instance in voice.instances:
+        instance.parts = [_Recorded(session, index, runs) for index, session in enumerate(instance.parts)]
+    try:
+        yield runs
+    finally:
+        for instance, parts in zip(voice.instances, kept, strict=True):
+            instance.parts = parts
+
+
+class _Recorded:
+    """An onnxruntime session that notes which part ran over how many time steps (third-party object)."""
+
+    def __init__(self, session, index, runs):
+        self.session, self.index, self.runs = session, index, runs
+
+    def run(self, outputs, feed, *args):
+        first = next(iter(feed.values()))
+        self.runs.append((self.index, first.shape[-1]))
+        return self.session.run(outputs, feed, *args)
 
 
 def test_context_of_a_made_up_stack(tmp_path):
@@ -115,4 +193,5 @@ def test_a_graph_that_is_not_a_vits_voice_is_not_cut():
 def test_split_finds_the_same_cut_in_a_fresh_copy_of_the_voice():
     model = onnx.load(aligned_model(bundled_voice()))
     graphs = split_voice(model)
-    assert graphs is not None and graphs.flow_inputs and not graphs.decoder_inputs
+    assert graphs is not None and graphs.frame_inputs
+    assert [part.extra_inputs for part in graphs.parts] == [graphs.frame_inputs, (), ()]
