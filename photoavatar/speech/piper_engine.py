@@ -262,7 +262,7 @@ class LoadedVoice:
         """Run each instance once (an onnxruntime session's first run is several times slower) and check that
         a phrase rendered in two stretches is the phrase rendered whole."""
         phonemes = self.phonemize("Hello there, how are you today?")[0]
-        for instance in self.instances:  # each instance's own three sessions, not whichever is free
+        for instance in self.instances:  # each instance's own sessions, not whichever is free
             phrase = self._begin_on(instance, phonemes)
             whole = self._render_on(instance, phrase, 0, phrase.frames)
         halves = np.concatenate(list(self.render_stretches(phrase, [0, phrase.frames // 2, phrase.frames])))
@@ -315,12 +315,8 @@ class LoadedVoice:
                    keep_rest: bool = False) -> np.ndarray:
         last = len(self.graphs.parts) - 1
         lo, hi = self._reach(last, start_frame, end_frame, phrase.frames)
-        long_run = hi - lo > SHRINK_AFTER_FRAMES
-        options = self._shrinking_run if long_run else self._plain_run
-        part_in = self._part_input(instance, phrase, last, lo, hi, keep_rest, options)
-        audio = self._run_part(instance, phrase, last, part_in, lo, hi, options).reshape(-1)
-        if long_run:
-            _return_freed_memory()
+        part_in = self._part_input(instance, phrase, last, lo, hi, keep_rest)
+        audio = self._run_part(instance, phrase, last, part_in, lo, hi).reshape(-1)
         hop = self.hop_samples
         audio = _match_length(audio, (hi - lo) * hop)[(start_frame - lo) * hop:(end_frame - lo) * hop]
         # Raw model output (peak about 0.5-0.8) with no per-sentence peak normalisation, so the stretches and
@@ -332,8 +328,8 @@ class LoadedVoice:
         context = self.graphs.parts[level].context_frames
         return max(0, lo - context), min(frames, hi + context)
 
-    def _part_input(self, instance: _Instance, phrase: Phrase, level: int, lo: int, hi: int, keep: bool,
-                    options) -> np.ndarray:
+    def _part_input(self, instance: _Instance, phrase: Phrase, level: int, lo: int, hi: int,
+                    keep: bool) -> np.ndarray:
         """The input of part LEVEL for frames LO..HI of PHRASE; with KEEP (the last part's), taken from what a
         stretch before kept, or computed to the phrase's end and kept."""
         if level == 0:
@@ -344,20 +340,24 @@ class LoadedVoice:
             return np.ascontiguousarray(phrase.kept_input[..., (lo - offset) * steps:(hi - offset) * steps])
         hi_run = phrase.frames if keep else hi
         before_lo, before_hi = self._reach(level - 1, lo, hi_run, phrase.frames)
-        before_in = self._part_input(instance, phrase, level - 1, before_lo, before_hi, False, options)
-        output = self._run_part(instance, phrase, level - 1, before_in, before_lo, before_hi, options)
+        before_in = self._part_input(instance, phrase, level - 1, before_lo, before_hi, False)
+        output = self._run_part(instance, phrase, level - 1, before_in, before_lo, before_hi)
         output = output[..., (lo - before_lo) * steps:(hi_run - before_lo) * steps]
         if keep:
             phrase.kept_input, phrase.kept_from_frame = output, lo
         return np.ascontiguousarray(output[..., :(hi - lo) * steps])
 
-    def _run_part(self, instance: _Instance, phrase: Phrase, level: int, part_in: np.ndarray, lo: int, hi: int,
-                  options) -> np.ndarray:
-        """Part LEVEL's output for its input PART_IN (frames LO..HI)."""
+    def _run_part(self, instance: _Instance, phrase: Phrase, level: int, part_in: np.ndarray, lo: int,
+                  hi: int) -> np.ndarray:
+        """Part LEVEL's output for its input PART_IN (frames LO..HI); a long run gives its memory back after."""
         part = self.graphs.parts[level]
         feed = {part.input: part_in, **{name: _frames_of(phrase.frame_inputs[name], phrase.frames, lo, hi)
                                         for name in part.extra_inputs}}
-        return instance.parts[level].run(None, feed, options)[0]
+        long_run = hi - lo > SHRINK_AFTER_FRAMES
+        output = instance.parts[level].run(None, feed, self._shrinking_run if long_run else self._plain_run)[0]
+        if long_run:
+            _return_freed_memory()
+        return output
 
     def speak(self, phonemes: list[str]) -> tuple[np.ndarray, list[str], np.ndarray]:
         """Audio (int16) for one sentence, the symbol of each phoneme id, and each id's duration in samples."""
