@@ -13,7 +13,8 @@ The decoder is cut once more, before its second upsampling layer. Most of its re
 side) is in the layers before that cut, at 1 and 8 steps a frame, and most of its cost after it, at 64 to 256
 steps a frame. The engine computes the head once for the rest of a sentence and keeps it, so each later
 stretch pays for 3 frames of context either side instead of 13: the stretches of a sentence cost what the whole
-run costs, within some 6 %, where they cost a third more (docs/latency.md, "Stretch sizes").
+run costs, within some 4 %, where they cost 1.4-1.5 times as much (docs/latency.md, "Stretches that cost what
+the whole run costs").
 
 `split_voice` finds the cut points by the graph's structure (the decoder's first convolution, its upsampling
 layers, the latent noise added last), not by node names, and returns None for a graph it does not recognise: the
