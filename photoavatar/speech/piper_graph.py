@@ -104,9 +104,14 @@ def _frame_parts(model, producers, starts: list[tuple[str, int]]) -> tuple[Frame
     return tuple(parts)
 
 
+def _upsampling_layers(graph) -> list:
+    """HiFi-GAN's upsampling layers, in order: the graph's transposed convolutions (the decoder has no other)."""
+    return [node for node in graph.node if node.op_type == "ConvTranspose"]
+
+
 def _decoder_cut(graph) -> list[tuple[str, int]]:
     """The input of the decoder's second upsampling layer and its steps per frame; none with a single upsampling."""
-    upsampling = [node for node in graph.node if node.op_type == "ConvTranspose"]
+    upsampling = _upsampling_layers(graph)
     if len(upsampling) < 2:
         return []
     return [(upsampling[1].input[0], _conv_shape(upsampling[0], _initializers(graph))[2])]
@@ -114,8 +119,7 @@ def _decoder_cut(graph) -> list[tuple[str, int]]:
 
 def _decoder_input(graph, producers) -> str:
     """The input of the convolution that feeds the first upsampling layer (HiFi-GAN's conv_pre)."""
-    upsample = next(node for node in graph.node if node.op_type == "ConvTranspose")
-    node = producers[upsample.input[0]]
+    node = producers[_upsampling_layers(graph)[0].input[0]]
     while node.op_type != "Conv":
         if node.op_type not in ("LeakyRelu", "Relu", "Add"):
             raise SplitError(f"unexpected {node.op_type} before the first upsampling layer")
