@@ -15,6 +15,7 @@ the learnt cost of a first step, so ten sessions starting together do not fall s
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import math
@@ -31,6 +32,11 @@ log = logging.getLogger(__name__)
 HORIZON_S = 20.0  # audio a stream may have ready beyond what its listener has heard
 COST_SMOOTHING = 0.3  # weight of the latest first step in the learnt cost of one
 COVER_MARGIN = 1.25  # first chunks cover the expected wait for the stream's next step with this much to spare
+WARM_UP_TIMEOUT_S = 120.0  # a voice's first load (onnxruntime sessions, the exactness check) takes a few seconds
+
+
+def _nothing_to_cover() -> float:
+    return 0.0
 
 
 class StreamEnd:
@@ -104,6 +110,29 @@ class SynthesisScheduler:
             self._condition.notify()
         return stream
 
+    def run_to_end(self, steps: Iterator[Any], duration_s: Callable[[Any], float],
+                   timeout_s: float = WARM_UP_TIMEOUT_S) -> None:
+        """Run STEPS on the workers as a stream and wait for its end (the server's warm-up: its first step
+        also teaches the cost of one, so the first sessions to speak are asked to cover the others' turns).
+        A failed step is raised here; a scheduler closed meanwhile ends the wait."""
+        ended = threading.Event()
+        failures: list[Exception] = []
+
+        def deliver(item: Any) -> None:
+            if isinstance(item, Exception):
+                failures.append(item)
+            elif item is END:
+                ended.set()
+
+        stream = self.submit(steps, duration_s, deliver)
+        deadline_s = time.monotonic() + timeout_s
+        while not ended.wait(0.1) and not stream.cancelled:
+            if time.monotonic() > deadline_s:
+                self.cancel(stream)
+                raise TimeoutError(f"a synthesis stream did not end within {timeout_s:.0f} s")
+        if failures:
+            raise failures[0]
+
     def cancel(self, stream: SynthesisStream) -> None:
         """Run no further step of STREAM; a step already running finishes and is discarded."""
         with self._condition:
@@ -167,9 +196,8 @@ class SynthesisScheduler:
         started = self._clock()
         with self._condition:
             first = stream.waiting_for_first
-            cover_s = self._first_cover_s(stream) if first else 0.0
         try:
-            with stages.covering(cover_s):
+            with stages.covering(functools.partial(self._first_cover_s, stream) if first else _nothing_to_cover):
                 item, done, error = next(stream.steps), False, None
         except StopIteration:
             item, done, error = None, True, None
@@ -203,12 +231,13 @@ class SynthesisScheduler:
 
     def _first_cover_s(self, stream: SynthesisStream) -> float:
         """Audio STREAM's first chunk should hold: the first chunks queued behind it run before its next step
-        (a round of them per worker), then that step itself (about a first step's cost)."""
-        if self._first_step_s is None:
-            return 0.0
-        queued = sum(1 for other in self._streams if other.waiting_for_first and not other.running)
-        rounds = math.ceil(queued / self.workers) + 1
-        return COVER_MARGIN * rounds * self._first_step_s
+        (a round of them per worker), then that step itself (about a first step's cost). Asked by the engine
+        during the step, so streams that came after it started count too."""
+        with self._condition:
+            if self._first_step_s is None:
+                return 0.0
+            queued = sum(1 for other in self._streams if other.waiting_for_first and not other.running)
+            return COVER_MARGIN * (math.ceil(queued / self.workers) + 1) * self._first_step_s
 
     def _drop(self, stream: SynthesisStream) -> None:
         stream.finished = True

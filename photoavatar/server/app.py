@@ -168,11 +168,11 @@ class _ServerState:
             log.warning("loading voice %s failed: %s", voice_id, error)
 
     def warm_up(self) -> None:
-        """Load the voice and run the model once, so the first /speak does not pay for it (about 0.3 s); then
-        freeze what start-up made, so garbage collection never stalls the audio for it."""
+        """Load the voice and run the model once on the synthesis workers, so the first /speak does not pay for
+        it (about 0.3 s) and the scheduler knows what a first step costs; then freeze what start-up made, so
+        garbage collection never stalls the audio for it."""
         try:
-            for _ in self.speech("Hello.", None):
-                pass
+            self.scheduler.run_to_end(iter(self.speech("Hello.", None)), lambda segment: segment.audio.duration_s)
         except Exception as error:  # the first /speak will report it to the client
             log.warning("speech warm-up failed: %s", error)
         freeze_startup_objects()

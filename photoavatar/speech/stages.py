@@ -6,13 +6,15 @@ wait for the next 20 ms frame slot), so bench/live_sessions.py and the page can 
 Nothing is collected (and nothing costs more than a clock read) where no one asked. The same way, whoever
 runs a step may say how much audio its chunk should hold at least (`covering`): when other streams' first
 chunks go first, a stream's next step runs that much later, and a longer chunk keeps its listener from a gap.
+The engine asks only once it decides the chunk's length (after the sentence stage), so the answer counts the
+streams that arrived meanwhile: sessions that speak together send their requests over 10-20 ms.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 
 TEXT = "text"
@@ -23,7 +25,7 @@ PROSODY = "prosody"
 RESAMPLE = "resample"
 
 _collector: ContextVar[dict[str, float] | None] = ContextVar("photoavatar_stage_times", default=None)
-_cover: ContextVar[float] = ContextVar("photoavatar_chunk_cover", default=0.0)
+_cover: ContextVar[Callable[[], float] | None] = ContextVar("photoavatar_chunk_cover", default=None)
 
 
 @contextlib.contextmanager
@@ -48,9 +50,9 @@ def timed(stage: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def covering(seconds: float) -> Iterator[None]:
-    """The chunk made in this block should hold at least SECONDS of audio: its stream's next step will not run
-    sooner than that."""
+def covering(seconds: Callable[[], float]) -> Iterator[None]:
+    """The chunk made in this block should hold at least SECONDS() of audio: its stream's next step will not
+    run sooner than that. Called when the chunk's length is decided, not before."""
     token = _cover.set(seconds)
     try:
         yield
@@ -60,4 +62,5 @@ def covering(seconds: float) -> Iterator[None]:
 
 def cover_s() -> float:
     """Seconds of audio the chunk being made should hold at least (0: no one said)."""
-    return _cover.get()
+    seconds = _cover.get()
+    return 0.0 if seconds is None else seconds()

@@ -166,42 +166,112 @@ def test_two_workers_run_two_streams_at_once(scheduler):
     runs.wait_ended("x", "y")
 
 
+class CoverRecorder:
+    """Streams of two 0.1 s steps (on a fake clock) that record what each step is asked to cover; a held
+    stream's first step waits for `gate`, asking before it or (ASK_LATE) after it."""
+
+    def __init__(self, scheduler_factory):
+        self.now = [0.0]
+        self.sched = scheduler_factory(1, clock=lambda: self.now[0])
+        self.covers: dict[str, float] = {}
+        self.gate, self.started = threading.Event(), threading.Event()
+        self.ended: dict[str, threading.Event] = {}
+
+    def _steps(self, name: str, held: bool, ask_late: bool):
+        for index in range(2):
+            if not ask_late or index > 0:
+                self.covers[f"{name}{index}"] = stages.cover_s()
+            if held and index == 0:
+                self.started.set()
+                assert self.gate.wait(WAIT_S)
+                if ask_late:
+                    self.covers[f"{name}{index}"] = stages.cover_s()
+            self.now[0] += 0.1
+            yield (name, index, 1.0)
+
+    def submit(self, name: str, held: bool = False, ask_late: bool = False) -> None:
+        self.ended[name] = threading.Event()
+        self.sched.submit(self._steps(name, held, ask_late), lambda item: item[2],
+                          lambda item, name=name: item is END and self.ended[name].set())
+
+    def learn_the_cost(self) -> None:
+        """A stream alone: nothing learnt yet, nothing asked; its first step teaches the cost (0.1 s)."""
+        self.submit("a")
+        assert self.ended["a"].wait(WAIT_S)
+        assert self.covers["a0"] == 0.0
+
+    def wait_ended(self, *names: str) -> None:
+        for name in names:
+            assert self.ended[name].wait(WAIT_S)
+
+
 def test_a_first_chunk_is_asked_to_cover_the_first_chunks_queued_behind_it(scheduler):
     """First chunks go first, so a stream that has just started waits for those queued behind it: its first
     step is asked (stages.cover_s) for audio lasting a round of them per worker plus its own next step."""
-    now = [0.0]
-    sched = scheduler(1, clock=lambda: now[0])
-    covers: dict[str, float] = {}
-    gate, started = threading.Event(), threading.Event()
-
-    def steps(name: str, held: bool = False):
-        for index in range(2):
-            covers[f"{name}{index}"] = stages.cover_s()
-            if held and index == 0:
-                started.set()
-                assert gate.wait(WAIT_S)
-            now[0] += 0.1  # every step takes 0.1 s on the scheduler's clock
-            yield (name, index, 1.0)
-
-    ended: dict[str, threading.Event] = {}
-
-    def submit(name: str, **kwargs):
-        ended[name] = threading.Event()
-        sched.submit(steps(name, **kwargs), lambda item: item[2],
-                     lambda item, name=name: item is END and ended[name].set())
-
-    submit("a")  # alone: nothing learnt yet, nothing asked; its first step teaches the cost (0.1 s)
-    assert ended["a"].wait(WAIT_S)
-    submit("hold", held=True)
-    assert started.wait(WAIT_S)
+    recorder = CoverRecorder(scheduler)
+    recorder.learn_the_cost()
+    recorder.submit("hold", held=True)
+    assert recorder.started.wait(WAIT_S)
     for name in "bcd":
-        submit(name)
-    gate.set()
-    for name in ("hold", "b", "c", "d"):
-        assert ended[name].wait(WAIT_S)
-    assert covers["a0"] == 0.0
+        recorder.submit(name)
+    recorder.gate.set()
+    recorder.wait_ended("hold", "b", "c", "d")
+    covers = recorder.covers
     assert covers["hold0"] == pytest.approx(COVER_MARGIN * 1 * 0.1)
     assert covers["b0"] == pytest.approx(COVER_MARGIN * 3 * 0.1)  # c and d queued behind it, then its own
     assert covers["c0"] == pytest.approx(COVER_MARGIN * 2 * 0.1)
     assert covers["d0"] == pytest.approx(COVER_MARGIN * 1 * 0.1)
     assert all(covers[f"{name}1"] == 0.0 for name in ("a", "hold", "b", "c", "d"))  # later steps: by deadline
+
+
+def test_a_first_chunk_counts_the_streams_that_came_before_its_length_was_decided(scheduler):
+    """Sessions speaking together send their requests over some milliseconds: the first to start must know
+    of those that came while its sentence stage ran, or it makes too little audio to last their turns."""
+    recorder = CoverRecorder(scheduler)
+    recorder.learn_the_cost()
+    recorder.submit("early", held=True, ask_late=True)
+    assert recorder.started.wait(WAIT_S)
+    for name in "bc":
+        recorder.submit(name)
+    recorder.gate.set()
+    recorder.wait_ended("early", "b", "c")
+    assert recorder.covers["early0"] == pytest.approx(COVER_MARGIN * 3 * 0.1)  # b and c, then its own
+
+
+def test_a_stream_run_to_its_end_teaches_the_cost_of_a_first_step(scheduler):
+    """The server's warm-up runs on the workers: the first sessions to speak after it are asked to cover."""
+    recorder = CoverRecorder(scheduler)
+    made = []
+
+    def warm_up():
+        made.append(stages.cover_s())  # nothing learnt yet
+        recorder.now[0] += 0.2
+        yield ("warm", 0, 0.5)
+        made.append("second")
+
+    recorder.sched.run_to_end(warm_up(), lambda item: item[2])
+    assert made == [0.0, "second"]  # both steps ran before it returned
+    recorder.submit("after")
+    recorder.wait_ended("after")
+    assert recorder.covers["after0"] == pytest.approx(COVER_MARGIN * 1 * 0.2)
+
+
+def test_a_stream_run_to_its_end_raises_what_failed(scheduler):
+    def failing():
+        yield 1.0
+        raise RuntimeError("the voice broke")
+
+    with pytest.raises(RuntimeError, match="the voice broke"):
+        scheduler(1).run_to_end(failing(), lambda item: item)
+
+
+def test_closing_the_scheduler_ends_a_wait_for_a_stream(scheduler):
+    sched = scheduler(1)
+    gate, _ = Recorder().occupy(sched, "busy")  # the only worker is held, so the stream below never starts
+    waited = threading.Thread(target=sched.run_to_end, args=(iter([1.0]), lambda item: item))
+    waited.start()
+    time.sleep(0.05)
+    sched.close()
+    waited.join(WAIT_S)
+    assert not waited.is_alive()
+    gate.set()

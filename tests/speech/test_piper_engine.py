@@ -79,7 +79,7 @@ def test_the_first_stretch_is_short_and_later_ones_grow_with_the_audio_made(pipe
 
 def test_a_first_chunk_holds_what_the_scheduler_asks_it_to_cover(piper_engine):
     text = "The weather today is sunny with a light breeze from the west over the hills."
-    with stages.covering(0.9):
+    with stages.covering(lambda: 0.9):
         first = next(iter(piper_engine.synthesize(text)))
     last_sound_s = first.phonemes[-1].duration_samples / first.sample_rate_hz
     # less by its inaudible start (under 0.1 s here); more up to the end of the sound it ends in
