@@ -29,6 +29,7 @@ from photoavatar.speech.piper_engine import (
     PiperEngine,
     bound_phonemes,
     phrase_timings,
+    rest_stretch,
     stretch_edges,
 )
 from photoavatar.speech.prosody import analyze_prosody
@@ -70,7 +71,7 @@ def exactness_row(voice, text: str) -> tuple[int, int, int, int]:
     phrase = voice.begin(phrases_of(voice, text)[0])
     bounds = stretch_bounds(voice, phrase)
     whole = voice.render(phrase, 0, phrase.frames)[bounds[0] * hop:].astype(np.int32)
-    stretched = np.concatenate(list(voice.render_stretches(phrase, bounds))).astype(np.int32)
+    stretched = np.concatenate(list(voice.render_stretches(phrase, bounds, rest_stretch(0)))).astype(np.int32)
     difference = np.abs(stretched - whole)
     joins = [(b - bounds[0]) * hop for b in bounds[1:-1]]
     at_joins = max((int(difference[max(0, j - near):j + near].max()) for j in joins), default=0)
@@ -124,13 +125,13 @@ def cost_sample(voice, text: str) -> dict[str, float]:
     """Milliseconds of one sentence's stages, and the first audio of its first piece, streamed and old."""
     phrase, begin_ms = timed(lambda: voice.begin(phrases_of(voice, text)[0]))
     bounds = stretch_bounds(voice, phrase)
-    stretches = voice.render_stretches(phrase, bounds)
+    stretches = voice.render_stretches(phrase, bounds, rest_stretch(0))
     stretch_ms = [timed(lambda: next(stretches))[1] for _ in bounds[1:]]
     _, whole_ms = timed(lambda: voice.render(phrase, 0, phrase.frames))
     first_piece = phrases_of(voice, next(speech_pieces(text, FIRST_CHUNK_MAX_WORDS)))[0]
     head, head_begin_ms = timed(lambda: voice.begin(first_piece))
     head_bounds = stretch_bounds(voice, head)
-    _, head_first_ms = timed(lambda: next(voice.render_stretches(head, head_bounds)))
+    _, head_first_ms = timed(lambda: next(voice.render_stretches(head, head_bounds, rest_stretch(0))))
     _, head_whole_ms = timed(lambda: voice.render(head, 0, head.frames))
     return {"audio_s": phrase.frames * voice.hop_samples / voice.sample_rate_hz, "begin": begin_ms,
             "first": stretch_ms[0], "whole": whole_ms, "sum": sum(stretch_ms), "ratio": sum(stretch_ms) / whole_ms,

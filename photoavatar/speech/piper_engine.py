@@ -305,11 +305,12 @@ class LoadedVoice:
         with self._model() as instance:
             return self._render_on(instance, phrase, start_frame, end_frame, keep_rest)
 
-    def render_stretches(self, phrase: Phrase, edges: list[int]) -> Iterator[np.ndarray]:
-        """The audio of each stretch between EDGES (frames), in order: the first over only what it needs, as a
-        listener is waiting for it; the second runs the parts before the last to the phrase's end, for the rest."""
+    def render_stretches(self, phrase: Phrase, edges: list[int], rest_from: int = 1) -> Iterator[np.ndarray]:
+        """The audio of each stretch between EDGES (frames), in order. The stretches before stretch REST_FROM
+        (0-based) run each part over only what they need, as a listener is waiting for each; that one runs the
+        parts before the last to the phrase's end and keeps the result, so the later ones run the last part only."""
         for index, (start_frame, end_frame) in enumerate(itertools.pairwise(edges)):
-            yield self.render(phrase, start_frame, end_frame, keep_rest=index > 0)
+            yield self.render(phrase, start_frame, end_frame, keep_rest=index >= rest_from)
 
     def _render_on(self, instance: _Instance, phrase: Phrase, start_frame: int, end_frame: int,
                    keep_rest: bool = False) -> np.ndarray:
@@ -475,6 +476,14 @@ def stretch_edges(timings: tuple[PhonemeTiming, ...], start_sample: int, cut: in
     return edges
 
 
+def rest_stretch(start_sample: int) -> int:
+    """Which stretch of a phrase that starts at START_SAMPLE of its utterance computes the rest of it (0-based).
+    In an utterance's first phrase the third: while the second renders, the listener has only the first in hand
+    (about 0.2 s), and ten sessions' second steps come due together. In a later phrase the second: its first
+    stretch is as long as all the audio before it."""
+    return 2 if start_sample == 0 else 1
+
+
 def _phrase_chunks(voice: LoadedVoice, phonemes: list[str], start_sample: int, text: str,
                    whole: bool, first_s: float) -> Iterator[AudioChunk]:
     """One model run's audio as chunks, one stretch each (or one chunk: WHOLE). Each carries the phrase's
@@ -484,7 +493,7 @@ def _phrase_chunks(voice: LoadedVoice, phonemes: list[str], start_sample: int, t
         phrase = voice.begin(phonemes)
     timings, cut = phrase_timings(phrase, start_sample, rate)
     edges = stretch_edges(timings, start_sample, cut, hop, rate, whole, first_s)
-    stretches = voice.render_stretches(phrase, edges)
+    stretches = voice.render_stretches(phrase, edges, rest_stretch(start_sample))
     for first_frame in edges[:-1]:
         with stages.timed(stages.SYNTHESIS):
             samples = next(stretches)

@@ -169,20 +169,42 @@ def test_closing_the_stream_stops_synthesis(piper_engine):
 
 
 class RunCounter:
-    """Counts onnxruntime runs on the real sessions (third-party objects; the engine itself is untouched)."""
+    """Counts onnxruntime runs on the real sessions (third-party objects; the engine itself is untouched), and
+    the time steps of each run's inputs."""
 
     def __init__(self):
         self.runs = 0
+        self.steps: list[tuple[object, int]] = []  # (wrapped session, the longest input's last axis)
 
     def wrap(self, session):
         counter = self
 
         class Counted:
-            def run(self, *args, **kwargs):
+            def run(self, outputs, feed, *args, **kwargs):
                 counter.runs += 1
-                return session.run(*args, **kwargs)
+                counter.steps.append((session, max(value.shape[-1] for value in feed.values())))
+                return session.run(outputs, feed, *args, **kwargs)
 
         return Counted()
+
+
+def test_an_utterance_computes_the_rest_of_its_first_phrase_with_the_third_stretch(piper_engine):
+    """Its second stretch comes due while the listener has only the first (about 0.2 s) in hand: it runs the
+    flow over only what it needs, and the third stretch runs it to the phrase's end, once."""
+    voice = piper_engine.loaded_voice()
+    instances = list(voice.instances)
+    counter = RunCounter()
+    voice.instances[:] = [_Instance(instance.sentence, [counter.wrap(part) for part in instance.parts])
+                          for instance in instances]
+    try:
+        chunks = list(piper_engine.synthesize("The weather today is sunny with a light breeze from the west."))
+    finally:
+        voice.instances[:] = instances
+    flows = {instance.parts[0] for instance in instances}
+    flow_frames = [steps for session, steps in counter.steps if session in flows]
+    phrase_frames = chunks[-1].end_sample // voice.hop_samples
+    assert len(chunks) >= 4 and len(flow_frames) == 3  # the first three stretches; the rest, the last part only
+    assert flow_frames[1] < phrase_frames / 2 <= flow_frames[2]
 
 
 def test_one_engine_serves_several_threads(piper_engine):

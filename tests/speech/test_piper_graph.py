@@ -63,11 +63,12 @@ def _steps_after(voice, part) -> int:
     return parts[index + 1].input_steps_per_frame if index + 1 < len(parts) else voice.hop_samples
 
 
+@pytest.mark.parametrize("rest_from", [1, 2])
 @pytest.mark.parametrize("cuts", [(1,), (26,), (26, 52, 104), (10, 11, 12, 60), (-1,)])
-def test_stretches_join_into_the_whole_phrase(voice, phrase, cuts):
+def test_stretches_join_into_the_whole_phrase(voice, phrase, cuts, rest_from):
     edges = [0, *[(c if c > 0 else phrase.frames + c) for c in cuts], phrase.frames]
     whole = voice.render(phrase, 0, phrase.frames).astype(np.int32)
-    stretches = np.concatenate(list(voice.render_stretches(phrase, edges)))
+    stretches = np.concatenate(list(voice.render_stretches(phrase, edges, rest_from)))
     assert len(stretches) == len(whole) == phrase.frames * voice.hop_samples
     assert np.abs(stretches - whole).max() <= STRETCH_TOLERANCE
 
@@ -100,14 +101,34 @@ def test_a_first_stretch_runs_each_part_over_only_what_it_needs(voice, phrase):
     it, not over the rest of the phrase, even when the stretch starts after the phrase's first frame."""
     with _recording(voice) as runs:
         next(voice.render_stretches(phrase, [3, 20, phrase.frames]))
-    reach_after = 0
-    expected = []
+    assert runs == _minimal_runs(voice, 3, 20)
+    assert runs[0][1] < phrase.frames / 2
+
+
+def _minimal_runs(voice, start_frame: int, end_frame: int) -> list[tuple[int, int]]:
+    """(part, time steps) of each part's run for frames START..END alone: the stretch and the reach after it."""
+    reach_after, expected = 0, []
     for index in reversed(range(len(voice.graphs.parts))):
         part = voice.graphs.parts[index]
         reach_after += part.context_frames
-        expected.append((index, (20 + reach_after - max(0, 3 - reach_after)) * part.input_steps_per_frame))
-    assert runs == expected[::-1]
-    assert runs[0][1] < phrase.frames / 2
+        expected.append((index, (end_frame + reach_after - max(0, start_frame - reach_after))
+                         * part.input_steps_per_frame))
+    return expected[::-1]
+
+
+def test_the_rest_of_a_phrase_can_wait_for_its_third_stretch(voice, phrase):
+    """In an utterance's first phrase the second stretch is as urgent as the first (the listener has only the first
+    in hand): with rest_from=2 it too runs over only what it needs, and the third computes the rest."""
+    with _recording(voice) as runs:
+        stretches = voice.render_stretches(phrase, [0, 30, 60, 90, phrase.frames], rest_from=2)
+        next(stretches)
+        runs.clear()
+        next(stretches)
+        assert runs == _minimal_runs(voice, 30, 60)
+        runs.clear()
+        next(stretches)
+    flow, flow_steps = runs[0]
+    assert flow == 0 and flow_steps // voice.graphs.parts[0].input_steps_per_frame >= phrase.frames - 60
 
 
 def test_a_later_stretch_runs_the_last_part_on_little_more_than_its_frames(voice, phrase):
