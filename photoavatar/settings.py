@@ -52,22 +52,23 @@ def int_setting(name: str, default: int, low: int, high: int) -> int:
     return value
 
 
-# The one thread-count setting of speech synthesis: onnxruntime threads per Piper run, and the server's synthesis
-# workers (utterances prepared at once). 2 gives Piper's first chunk about a third sooner on 2 cores than 1
-# (bench/speech.py); more than 4 only adds contention.
+# onnxruntime threads per Piper run. 1: with two runs at once (PHOTOAVATAR_TTS_MODELS) two cores are full, and
+# two threads each only contend. Alternating runs of bench/live_sessions.py --configs new:2x1,new:2x2,new:2x1,new:2x2
+# (2026-12-07, receiver first audio, medians): one session 66-84 ms on 1 thread against 66-80 on 2; ten at once
+# 200-251 ms against 221-274, with 15-42 underrun frames per 30 utterances against 60-81 (docs/latency.md).
+# More than 4 only adds contention.
 TTS_THREADS = "PHOTOAVATAR_TTS_THREADS"
-MIN_TTS_THREADS, MAX_TTS_THREADS, DEFAULT_TTS_THREADS = 1, 4, 2
+MIN_TTS_THREADS, MAX_TTS_THREADS, DEFAULT_TTS_THREADS = 1, 4, 1
 
 
 def tts_threads() -> int:
-    """PHOTOAVATAR_TTS_THREADS: 1 to 4, default 2."""
+    """PHOTOAVATAR_TTS_THREADS: 1 to 4, default 1."""
     return int_setting(TTS_THREADS, DEFAULT_TTS_THREADS, MIN_TTS_THREADS, MAX_TTS_THREADS)
 
 
 # Voice instances that synthesise at once (one model run each, one server synthesis worker each). Measured on
 # 2 cores (load < 1, ten 3-word heads at once, median time to done): 1 x 2 threads 289-304 ms, 2 x 1 222-236 ms,
-# 2 x 2 260-284 ms; one run alone is ~1.8x faster on 2 threads than on 1. Two instances of PHOTOAVATAR_TTS_THREADS
-# (default 2) keep one viewer's first chunk on 2 threads and let a second session's run go at the same time;
+# 2 x 2 260-284 ms. Two instances let a second session's run go at the same time as the first;
 # their threads run at low priority (SYNTHESIS_NICE), so audio pacing is not delayed.
 # bench/live_sessions.py --configs new:2x1,new:2x2,new:1x2 compares them in one run.
 TTS_MODELS = "PHOTOAVATAR_TTS_MODELS"

@@ -16,7 +16,7 @@ def no_settings_file(monkeypatch, tmp_path):
 
 def test_unset_is_the_default(monkeypatch):
     monkeypatch.delenv(TTS_THREADS, raising=False)
-    assert tts_threads() == DEFAULT_TTS_THREADS == 2
+    assert tts_threads() == DEFAULT_TTS_THREADS == 1
 
 
 @pytest.mark.parametrize("value", ["1", "4"])
