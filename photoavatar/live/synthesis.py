@@ -110,26 +110,31 @@ class SynthesisScheduler:
             self._condition.notify()
         return stream
 
-    def run_to_end(self, steps: Iterator[Any], duration_s: Callable[[Any], float],
+    def run_to_end(self, streams: list[Iterator[Any]], duration_s: Callable[[Any], float],
                    timeout_s: float = WARM_UP_TIMEOUT_S) -> None:
-        """Run STEPS on the workers as a stream and wait for its end (the server's warm-up: its first step
-        also teaches the cost of one, so the first sessions to speak are asked to cover the others' turns).
-        A failed step is raised here; a scheduler closed meanwhile ends the wait."""
-        ended = threading.Event()
+        """Run each of STREAMS (iterators of steps) as a stream, all submitted at once, and wait for their ends
+        (the server's warm-up: their first steps also teach the cost of one, so the first sessions to speak
+        are asked to cover the others' turns). A failed step is raised here; a scheduler closed meanwhile
+        ends the wait."""
+        ended = threading.Semaphore(0)
         failures: list[Exception] = []
 
         def deliver(item: Any) -> None:
             if isinstance(item, Exception):
                 failures.append(item)
             elif item is END:
-                ended.set()
+                ended.release()
 
-        stream = self.submit(steps, duration_s, deliver)
+        submitted = [self.submit(steps, duration_s, deliver) for steps in streams]
         deadline_s = time.monotonic() + timeout_s
-        while not ended.wait(0.1) and not stream.cancelled:
-            if time.monotonic() > deadline_s:
-                self.cancel(stream)
-                raise TimeoutError(f"a synthesis stream did not end within {timeout_s:.0f} s")
+        waiting = len(submitted)
+        while waiting and not any(stream.cancelled for stream in submitted):
+            if ended.acquire(timeout=0.1):
+                waiting -= 1
+            elif time.monotonic() > deadline_s:
+                for stream in submitted:
+                    self.cancel(stream)
+                raise TimeoutError(f"{waiting} synthesis stream(s) did not end within {timeout_s:.0f} s")
         if failures:
             raise failures[0]
 

@@ -249,11 +249,25 @@ def test_a_stream_run_to_its_end_teaches_the_cost_of_a_first_step(scheduler):
         yield ("warm", 0, 0.5)
         made.append("second")
 
-    recorder.sched.run_to_end(warm_up(), lambda item: item[2])
+    recorder.sched.run_to_end([warm_up()], lambda item: item[2])
     assert made == [0.0, "second"]  # both steps ran before it returned
     recorder.submit("after")
     recorder.wait_ended("after")
     assert recorder.covers["after0"] == pytest.approx(COVER_MARGIN * 1 * 0.2)
+
+
+def test_streams_run_to_their_end_run_at_once_on_the_workers(scheduler):
+    """The warm-up runs a first step on every worker at once, as sessions starting together will."""
+    both_running = threading.Barrier(2, timeout=WAIT_S)  # broken (an error) unless both first steps overlap
+    made = []
+
+    def steps(name):
+        both_running.wait()
+        yield 1.0
+        made.append(name)
+
+    scheduler(2).run_to_end([steps("a"), steps("b")], lambda item: item)
+    assert sorted(made) == ["a", "b"]  # both streams ran to their ends before it returned
 
 
 def test_a_stream_run_to_its_end_raises_what_failed(scheduler):
@@ -262,13 +276,13 @@ def test_a_stream_run_to_its_end_raises_what_failed(scheduler):
         raise RuntimeError("the voice broke")
 
     with pytest.raises(RuntimeError, match="the voice broke"):
-        scheduler(1).run_to_end(failing(), lambda item: item)
+        scheduler(1).run_to_end([failing()], lambda item: item)
 
 
 def test_closing_the_scheduler_ends_a_wait_for_a_stream(scheduler):
     sched = scheduler(1)
     gate, _ = Recorder().occupy(sched, "busy")  # the only worker is held, so the stream below never starts
-    waited = threading.Thread(target=sched.run_to_end, args=(iter([1.0]), lambda item: item))
+    waited = threading.Thread(target=sched.run_to_end, args=([iter([1.0])], lambda item: item))
     waited.start()
     time.sleep(0.05)
     sched.close()
