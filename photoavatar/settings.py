@@ -53,10 +53,8 @@ def int_setting(name: str, default: int, low: int, high: int) -> int:
 
 
 # onnxruntime threads per Piper run. 1: with two runs at once (PHOTOAVATAR_TTS_MODELS) two cores are full, and
-# two threads each only contend. Alternating runs of bench/live_sessions.py --configs new:2x1,new:2x2,new:2x1,new:2x2
-# (2026-12-07, receiver first audio, medians): one session 66-84 ms on 1 thread against 66-80 on 2; ten at once
-# 200-251 ms against 221-274, with 15-42 underrun frames per 30 utterances against 60-81 (docs/latency.md).
-# More than 4 only adds contention.
+# two threads each only contend; docs/latency.md ("Ten sessions on two cores") has the A/B. More than 4 only adds
+# contention.
 TTS_THREADS = "PHOTOAVATAR_TTS_THREADS"
 MIN_TTS_THREADS, MAX_TTS_THREADS, DEFAULT_TTS_THREADS = 1, 4, 1
 

@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parents[1] / "web"
 # The warm-up's clause: a first piece as long as they come (FIRST_CHUNK_MAX_WORDS, six words), spoken on every
-# worker at once, twice (bench/live_sessions.py's ten sessions: underruns a third to a tenth; docs/latency.md).
+# worker at once, twice (measured in docs/latency.md, "Stretch sizes: slow start").
 WARM_UP_CLAUSE = "I am ready when you are."
 WARM_UP_ROUNDS = 2
 
@@ -176,12 +176,12 @@ class _ServerState:
         (about 0.3 s) and the scheduler knows what a first step costs; then freeze what start-up made, so
         garbage collection never stalls the audio for it."""
         try:
-            self.scheduler.run_to_end([iter(self.speech("Hello.", None))], _segment_duration_s)
+            self.scheduler.run_to_end([self.speech("Hello.", None)], _segment_duration_s)
             # Sessions that start together meet first steps with every worker busy: learnt from "Hello." alone
             # (37 ms) the cost was half what they took (55-85 ms), and the first ones' covers fell short.
             for _ in range(WARM_UP_ROUNDS):
-                self.scheduler.run_to_end([iter(self.speech(WARM_UP_CLAUSE, None))
-                                           for _ in range(self.scheduler.workers)], _segment_duration_s)
+                self.scheduler.run_to_end([self.speech(WARM_UP_CLAUSE, None) for _ in range(self.scheduler.workers)],
+                                          _segment_duration_s)
         except Exception as error:  # the first /speak will report it to the client
             log.warning("speech warm-up failed: %s", error)
         freeze_startup_objects()
