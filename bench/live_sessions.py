@@ -35,7 +35,6 @@ import argparse
 import asyncio
 import dataclasses
 import json
-import math
 import os
 import socket
 import statistics
@@ -45,6 +44,7 @@ import time
 from pathlib import Path
 
 from photoavatar.testing.bench import CpuClock, load_average_line, steal_line
+from photoavatar.testing.live_probe import LOUD_DBFS
 
 HERE = Path(__file__).resolve()
 PLAIN = ["Hello there, how are you doing today? I hope the weather is kind to you this afternoon.",
@@ -52,7 +52,6 @@ PLAIN = ["Hello there, how are you doing today? I hope the weather is kind to yo
          "Sure, I can help you with that right away, just tell me what you need and when."]
 PLOSIVE = ["Papa bought a big blue boat, and then he painted it bright pink for the summer party."]
 TEXTS = {"plain": PLAIN, "plosive": PLOSIVE}
-LOUD_DBFS = -40.0
 ONE_SESSION_ROUNDS = 15  # its first audio includes the wait for a 20 ms frame slot, uniform over 0-20 ms
 ROUND_PAUSE_S = 0.5  # quiet between rounds, as between a chat's turns
 STAGE_ORDER = ["wait_for_worker", "text", "phonemize", "synthesis", "timeline", "prosody", "resample",
@@ -150,11 +149,12 @@ class _ArrivingPackets:
         import numpy as np
         from aiortc.jitterbuffer import JitterFrame
 
+        from photoavatar.live.opus import rms_dbov
+
         for _, timestamp, payload in self.arrivals[len(self._levels_dbfs):]:
             frames = self._decoder.decode(JitterFrame(data=payload, timestamp=timestamp))
-            samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]) if frames else np.zeros(1)
-            rms = float(np.sqrt(np.mean(samples.astype(np.float64) ** 2))) / 32768.0
-            self._levels_dbfs.append(20 * np.log10(rms) if rms > 0 else -math.inf)
+            samples = np.concatenate([f.to_ndarray().reshape(-1) for f in frames]) if frames else np.zeros(0)
+            self._levels_dbfs.append(rms_dbov(samples))
 
 
 # -- the server and the measurements (this process) -----------------------------------------------

@@ -89,11 +89,13 @@ class OpusFrames:
         return bytes(packets[0])
 
 
+def rms_dbov(samples: np.ndarray) -> float:
+    """The RMS of int16 SAMPLES in dB below full scale (32767); -inf for digital silence or no samples."""
+    wide = samples.astype(np.float64)
+    power = float(np.dot(wide, wide)) / len(samples) if len(samples) else 0.0
+    return 10 * math.log10(power / (32767 * 32767)) if power > 0 else -math.inf
+
+
 def level_dbov(samples: np.ndarray) -> int:
     """RFC 6465 Appendix A's level of a frame: its RMS in dB below full scale (32767), from -127 to 0."""
-    wide = samples.astype(np.float64)
-    power = float(np.dot(wide, wide)) / len(samples)
-    if power <= 0:
-        return MIN_LEVEL_DBOV
-    db = 10 * math.log10(power / (32767 * 32767))
-    return round(min(0.0, max(float(MIN_LEVEL_DBOV), db)))
+    return round(min(0.0, max(float(MIN_LEVEL_DBOV), rms_dbov(samples))))

@@ -5,6 +5,7 @@ sound's silent tail no packet is sent (DTX) while a real receiver still plays th
 from __future__ import annotations
 
 import asyncio
+import math
 
 import av
 import numpy as np
@@ -14,7 +15,14 @@ from aiortc.rtp import compute_audio_level_dbov
 
 from photoavatar.live.audio import PacedAudioTrack, Playout
 from photoavatar.live.interruption import Interruption
-from photoavatar.live.opus import FRAME_SAMPLES, LOOKAHEAD_SAMPLES, MIN_LEVEL_DBOV, OpusFrames, level_dbov
+from photoavatar.live.opus import (
+    FRAME_SAMPLES,
+    LOOKAHEAD_SAMPLES,
+    MIN_LEVEL_DBOV,
+    OpusFrames,
+    level_dbov,
+    rms_dbov,
+)
 
 RATE_HZ = 48_000
 
@@ -104,6 +112,14 @@ def test_the_level_is_rfc_6465s():
         reference = av.AudioFrame.from_ndarray(frame[None, :], format="s16", layout="mono")
         assert level_dbov(frame) == compute_audio_level_dbov(reference)  # aiortc's implementation of Appendix A
     assert OpusFrames().encode(np.zeros(FRAME_SAMPLES, dtype=np.int16), 0)[1] == MIN_LEVEL_DBOV
+
+
+def test_the_unrounded_level_is_the_rms_below_full_scale():
+    square = np.where(np.arange(FRAME_SAMPLES) % 2 == 0, 328, -328).astype(np.int16)  # RMS 328: 1 % of full scale
+    assert rms_dbov(square) == pytest.approx(20 * math.log10(328 / 32767))
+    assert rms_dbov(square) == pytest.approx(-40.0, abs=0.01)
+    assert rms_dbov(np.zeros(FRAME_SAMPLES, dtype=np.int16)) == -math.inf
+    assert rms_dbov(np.zeros(0, dtype=np.int16)) == -math.inf
 
 
 def test_a_frame_of_the_wrong_length_is_refused():
