@@ -26,7 +26,8 @@ Each size runs --rounds times (all its sessions at once each time, a pause betwe
 ONE_SESSION_ROUNDS times), and the figures pool the rounds: "heard" counts the samples, underruns are summed.
 Run: .venv/bin/python bench/live_sessions.py [--sizes 1,10,20] [--configs new,old] [--models 2 --threads 2] [--rounds 3]
 (a configuration "new:MxT" runs M voice instances of T threads, e.g. --configs new:2x1,new:2x2,new:1x2,old;
-"new:MxT:F" also asks F seconds of the first stretch, e.g. new:2x2:0.3)
+"new:MxT:F" also asks F seconds of the first stretch, e.g. new:2x2:0.3; "new:MxT:F:S" lets S streams per instance
+be in their making at once, e.g. new:2x1::100 for no limit (PHOTOAVATAR_TTS_STREAMS_PER_MODEL, default 5))
 """
 
 from __future__ import annotations
@@ -224,30 +225,35 @@ def _pct(values: list[float], q: float) -> float:
 
 
 def make_speech(config: str, models: int, threads: int):
-    """(speech source, voices, workers) of one server configuration ("new", "new:MxT", "new:MxT:F" or "old")."""
+    """(speech source, voices, workers, streams per worker or None for the setting) of one server configuration
+    ("new", "new:MxT", "new:MxT:F", "new:MxT:F:S" or "old")."""
+    from photoavatar.settings import MAX_TTS_STREAMS_PER_MODEL
     from photoavatar.speech.pipeline import LEAD_IN_EVENTS, LEAD_IN_SILENCE, stream_speech
     from photoavatar.speech.piper_engine import FIRST_STRETCH_S, PiperEngine
 
-    first_stretch_s = FIRST_STRETCH_S
+    first_stretch_s, streams_per_model = FIRST_STRETCH_S, None
     if config.startswith("new:"):
-        instances, _, first = config.removeprefix("new:").partition(":")
+        instances, *rest = config.removeprefix("new:").split(":")
         models, _, threads = instances.partition("x")
         models, threads = int(models), int(threads)
-        if first:
-            first_stretch_s = float(first)
+        if rest and rest[0]:
+            first_stretch_s = float(rest[0])
+        if len(rest) > 1:
+            streams_per_model = int(rest[1])
         config = "new"
     if config == "new":
         engine = PiperEngine(threads=threads, models=models, first_stretch_s=first_stretch_s)
         lead_in, workers = LEAD_IN_EVENTS, models
-    elif config == "old":
+    elif config == "old":  # before the limit on streams in their making
         engine, lead_in, workers = PiperEngine(threads=2, models=1, streamed=False), LEAD_IN_SILENCE, 2
+        streams_per_model = MAX_TTS_STREAMS_PER_MODEL
     else:
         raise SystemExit(f"unknown configuration {config!r}: use new or old")
 
     def speak(text: str, voice_id: str | None):
         return stream_speech(engine, text, voice_id=voice_id, lead_in=lead_in)
 
-    return speak, engine.voices(), workers
+    return speak, engine.voices(), workers, streams_per_model
 
 
 async def run_config(config: str, sizes: list[int], kinds: list[str], models: int, threads: int,
@@ -259,7 +265,7 @@ async def run_config(config: str, sizes: list[int], kinds: list[str], models: in
     from photoavatar.server.limits import Limits
     from photoavatar.server.serving import uvicorn_config
 
-    speak, voices, workers = make_speech(config, models, threads)
+    speak, voices, workers, streams_per_model = make_speech(config, models, threads)
     with tempfile.TemporaryDirectory() as folder, socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -270,6 +276,8 @@ async def run_config(config: str, sizes: list[int], kinds: list[str], models: in
             ServerSettings.from_settings(avatars_dir=Path(folder)), max_sessions=max(sizes) + 1,
             sessions_per_minute=10_000, ice_loopback=True, tts_models=workers,
             limits=Limits(sessions_per_address=max(sizes) + 1))  # all from 127.0.0.1
+        if streams_per_model is not None:
+            settings = dataclasses.replace(settings, tts_streams_per_model=streams_per_model)
         app = create_app(settings, speech=speak, voices=voices)
         server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, settings.limits, log_level="warning"))
         serving = asyncio.create_task(server.serve())

@@ -77,3 +77,16 @@ MIN_TTS_MODELS, MAX_TTS_MODELS, DEFAULT_TTS_MODELS = 1, 4, 2
 def tts_models() -> int:
     """PHOTOAVATAR_TTS_MODELS: 1 to 4, default 2."""
     return int_setting(TTS_MODELS, DEFAULT_TTS_MODELS, MIN_TTS_MODELS, MAX_TTS_MODELS)
+
+
+# Utterances in their making at once per voice instance (live/synthesis.py: more wait for their first step, so
+# those started never fall silent). On 2 cores with 2 instances, 10 sessions starting together are about what
+# the CPU carries; docs/latency.md ("More sessions than the machine carries") has 20 with and without the limit.
+TTS_STREAMS_PER_MODEL = "PHOTOAVATAR_TTS_STREAMS_PER_MODEL"
+MIN_TTS_STREAMS_PER_MODEL, MAX_TTS_STREAMS_PER_MODEL, DEFAULT_TTS_STREAMS_PER_MODEL = 1, 100, 5
+
+
+def tts_streams_per_model() -> int:
+    """PHOTOAVATAR_TTS_STREAMS_PER_MODEL: 1 to 100, default 5."""
+    return int_setting(TTS_STREAMS_PER_MODEL, DEFAULT_TTS_STREAMS_PER_MODEL, MIN_TTS_STREAMS_PER_MODEL,
+                       MAX_TTS_STREAMS_PER_MODEL)

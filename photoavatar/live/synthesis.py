@@ -11,6 +11,11 @@ their deadline (more than HORIZON_S of audio buffered) wait, so a long text neve
 Because first chunks go first, a stream that has just started waits for every first chunk queued behind it
 before its second step: its first step is asked (stages.covering) for enough audio to last that long, from
 the learnt cost of a first step, so ten sessions starting together do not fall silent after their first words.
+A stream's first seconds cost most of its CPU (each stretch is as long as the audio before it), so more
+streams starting together than the workers can carry would all fall silent, again and again. So at most
+`max_streams` are in their making at once (the server: PHOTOAVATAR_TTS_STREAMS_PER_MODEL per worker), not
+counting those SETTLED_AHEAD_S ahead of their listeners; a new stream beyond that waits for its first step.
+Its listener waits longer for the first word, and every listener hears speech without gaps.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ log = logging.getLogger(__name__)
 HORIZON_S = 20.0  # audio a stream may have ready beyond what its listener has heard
 COST_SMOOTHING = 0.3  # weight of the latest first step in the learnt cost of one
 COVER_MARGIN = 1.25  # first chunks cover the expected wait for the stream's next step with this much to spare
+SETTLED_AHEAD_S = 3.0  # audio made beyond what the listener has heard: the stream needs the CPU only later
 WARM_UP_TIMEOUT_S = 120.0  # a voice's first load (onnxruntime sessions, the exactness check) takes a few seconds
 
 
@@ -78,9 +84,13 @@ class SynthesisScheduler:
     """Runs the steps of many SynthesisStreams on WORKERS threads (one model run each at a time)."""
 
     def __init__(self, workers: int, initializer: Callable[[], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic, horizon_s: float = HORIZON_S):
+                 clock: Callable[[], float] = time.monotonic, horizon_s: float = HORIZON_S,
+                 max_streams: int | None = None):
         if workers < 1:
             raise ValueError(f"the scheduler needs at least one worker, got {workers}")
+        if max_streams is not None and max_streams < 1:
+            raise ValueError(f"the scheduler must let at least one stream start, got max_streams={max_streams}")
+        self.max_streams = max_streams  # None: every stream may start at once
         self._clock = clock
         self._horizon_s = horizon_s
         self._streams: list[SynthesisStream] = []
@@ -145,6 +155,7 @@ class SynthesisScheduler:
             idle = not stream.running and not stream.finished
             if idle:
                 self._drop(stream)
+                self._condition.notify()  # one stream fewer in its making: a waiting one may start
         if idle:
             _close(stream.steps)
 
@@ -156,6 +167,13 @@ class SynthesisScheduler:
     def running(self) -> int:
         with self._condition:
             return sum(1 for stream in self._streams if stream.running)
+
+    def held_back(self) -> int:
+        """Streams waiting for their first step only because max_streams are in their making (for metrics)."""
+        with self._condition:
+            if self.max_streams is None or self._unsettled() < self.max_streams:
+                return 0
+            return sum(1 for stream in self._streams if stream.waiting_for_first and not stream.running)
 
     def close(self) -> None:
         with self._condition:
@@ -189,6 +207,8 @@ class SynthesisScheduler:
     def _most_urgent(self) -> tuple[SynthesisStream | None, float | None]:
         """The stream to run now, or None and how long until one falls within the horizon."""
         idle = [s for s in self._streams if not s.running]
+        if self.max_streams is not None and self._unsettled() >= self.max_streams:
+            idle = [s for s in idle if not s.waiting_for_first]  # a new stream waits until one settles
         if not idle:
             return None, None
         best = min(idle, key=lambda s: (not s.waiting_for_first, s.deadline_s(), s.order))
@@ -237,12 +257,21 @@ class SynthesisScheduler:
     def _first_cover_s(self, stream: SynthesisStream) -> float:
         """Audio STREAM's first chunk should hold: the first chunks queued behind it run before its next step
         (a round of them per worker), then that step itself (about a first step's cost). Asked by the engine
-        during the step, so streams that came after it started count too."""
+        during the step, so streams that came after it started count too. Streams not yet let start
+        (max_streams) count as well: when more wait than may start, the machine is overloaded, and the longer
+        first chunks keep those started from falling silent (docs/latency.md has the A/B)."""
         with self._condition:
             if self._first_step_s is None:
                 return 0.0
             queued = sum(1 for other in self._streams if other.waiting_for_first and not other.running)
             return COVER_MARGIN * (math.ceil(queued / self.workers) + 1) * self._first_step_s
+
+    def _unsettled(self) -> int:
+        """Streams in their making that take the CPU now or soon: first steps running, and started streams
+        less than SETTLED_AHEAD_S ahead of their listeners (a stream whose steps are all made is gone)."""
+        now = self._clock()
+        return sum(1 for s in self._streams
+                   if (s.running if s.waiting_for_first else s.deadline_s() - now < SETTLED_AHEAD_S))
 
     def _drop(self, stream: SynthesisStream) -> None:
         stream.finished = True

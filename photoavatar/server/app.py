@@ -145,7 +145,8 @@ class _ServerState:
         self.session_totals = health.SessionTotals()
         limits = settings.limits
         # one model run per worker, by deadline across sessions; a worker per voice instance (PHOTOAVATAR_TTS_MODELS)
-        self.scheduler = SynthesisScheduler(settings.tts_models, initializer=yield_cpu_to_audio)
+        self.scheduler = SynthesisScheduler(settings.tts_models, initializer=yield_cpu_to_audio,
+                                            max_streams=settings.tts_models * settings.tts_streams_per_model)
         self.sessions = SessionRegistry(speech, self.scheduler, settings.max_sessions, settings.session_ttl_s,
                                         min(settings.connect_timeout_s, limits.unconnected_timeout_s),
                                         max_per_owner=limits.sessions_per_address,

@@ -7,7 +7,15 @@ from pathlib import Path
 
 from photoavatar.live.transports import TransportSettings
 from photoavatar.server.limits import Limits
-from photoavatar.settings import DEFAULT_TTS_MODELS, DEFAULT_TTS_THREADS, setting, tts_models, tts_threads
+from photoavatar.settings import (
+    DEFAULT_TTS_MODELS,
+    DEFAULT_TTS_STREAMS_PER_MODEL,
+    DEFAULT_TTS_THREADS,
+    setting,
+    tts_models,
+    tts_streams_per_model,
+    tts_threads,
+)
 
 
 def _int(name: str, default: int) -> int:
@@ -45,6 +53,8 @@ class ServerSettings:
     sessions_per_minute: int = 30  # PHOTOAVATAR_SESSIONS_PER_MINUTE: /session-live per client address
     tts_threads: int = DEFAULT_TTS_THREADS  # PHOTOAVATAR_TTS_THREADS (settings.py): onnxruntime threads per model run
     tts_models: int = DEFAULT_TTS_MODELS  # PHOTOAVATAR_TTS_MODELS (settings.py): model runs at once (synthesis workers)
+    # PHOTOAVATAR_TTS_STREAMS_PER_MODEL (settings.py): utterances in their making at once, per model
+    tts_streams_per_model: int = DEFAULT_TTS_STREAMS_PER_MODEL
     ice_servers: list[str] = field(default_factory=list)  # PHOTOAVATAR_ICE_SERVERS: comma-separated URLs
     # PHOTOAVATAR_ICE_LOOPBACK=1: keep media on 127.0.0.1 (tests, and browsers started with
     # --allow-loopback-in-peer-connection); off by default, because browsers ignore loopback candidates
@@ -74,6 +84,7 @@ class ServerSettings:
             sessions_per_minute=_int("PHOTOAVATAR_SESSIONS_PER_MINUTE", 30),
             tts_threads=tts_threads(),
             tts_models=tts_models(),
+            tts_streams_per_model=tts_streams_per_model(),
             ice_servers=[url.strip() for url in ice.split(",") if url.strip()],
             ice_loopback=_flag("PHOTOAVATAR_ICE_LOOPBACK", False),
             audio_dtx=_flag("PHOTOAVATAR_AUDIO_DTX", False),

@@ -137,7 +137,7 @@ def parse(text: str) -> dict[str, float]:
 
 def server_metrics(sessions, jobs, stats, synthesis, lag: LoopLag, totals: SessionTotals) -> list[Metric]:
     """Every metric of /metrics: SESSIONS (the registry), JOBS (avatar jobs), STATS (the request guard's),
-    SYNTHESIS (the live SynthesisScheduler: model runs now, utterances with runs still to do)."""
+    SYNTHESIS (the live SynthesisScheduler: model runs now, utterances with runs still to do or held back)."""
     open_sessions = list(sessions.all())
     connected = sum(1 for s in open_sessions if s.transport.connected)
     job_states = jobs.counts()
@@ -150,6 +150,9 @@ def server_metrics(sessions, jobs, stats, synthesis, lag: LoopLag, totals: Sessi
                [({}, synthesis.running())]),
         Metric("photoavatar_synthesis_streams", "gauge", "utterances with synthesis still to do",
                [({}, synthesis.pending())]),
+        Metric("photoavatar_synthesis_held_back", "gauge",
+               "utterances waiting to start because the CPU is full (PHOTOAVATAR_TTS_STREAMS_PER_MODEL)",
+               [({}, synthesis.held_back())]),
         Metric("photoavatar_sessions_closed_total", "counter", "sessions ended (by the client, expiry or reaper)",
                [({}, totals.closed)]),
         Metric("photoavatar_underrun_frames_total", "counter",

@@ -1,4 +1,5 @@
-"""The synthesis scheduler: first chunks first, then by deadline; a cancelled stream stops within one chunk."""
+"""The synthesis scheduler: first chunks first, then by deadline; a cancelled stream stops within one chunk;
+no more streams in their making at once than max_streams."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 
 import pytest
 
-from photoavatar.live.synthesis import COVER_MARGIN, END, SynthesisScheduler
+from photoavatar.live.synthesis import COVER_MARGIN, END, SETTLED_AHEAD_S, SynthesisScheduler
 from photoavatar.speech import stages
 
 WAIT_S = 5.0
@@ -44,12 +45,18 @@ class Recorder:
         return scheduler.submit(self.steps(name, count, duration_s, **kwargs), lambda item: item[2],
                                 self.deliver(name))
 
-    def occupy(self, scheduler: SynthesisScheduler, name: str, count: int = 1):
+    def occupy(self, scheduler: SynthesisScheduler, name: str, count: int = 1, duration_s: float = 1.0):
         """Start NAME's first step and hold it there; returns the gate that lets it go on, and the stream."""
         gate, started = threading.Event(), threading.Event()
-        stream = self.submit(scheduler, name, count, gate=gate, started=started)
+        stream = self.submit(scheduler, name, count, duration_s, gate=gate, started=started)
         assert started.wait(WAIT_S)
         return gate, stream
+
+    def wait_for_runs(self, count: int) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while len(self.runs) < count:
+            assert time.monotonic() < deadline, f"only {self.runs} ran"
+            time.sleep(0.005)
 
     def wait_ended(self, *names: str) -> None:
         deadline = time.monotonic() + WAIT_S
@@ -164,6 +171,47 @@ def test_two_workers_run_two_streams_at_once(scheduler):
     assert sched.running() == 2
     gate.set()
     runs.wait_ended("x", "y")
+
+
+def test_a_stream_beyond_max_streams_waits_until_one_is_made(scheduler):
+    """Past max_streams, a first chunk no longer goes first: the streams started keep their workers, so their
+    listeners hear no gap, and the new one starts when one of them is done."""
+    runs = Recorder()
+    sched = scheduler(1, max_streams=1)
+    gate, _ = runs.occupy(sched, "a", 3)  # 1 s of audio a step: never SETTLED_AHEAD_S ahead
+    runs.submit(sched, "b", 2)
+    assert sched.held_back() == 1
+    gate.set()
+    runs.wait_ended("a", "b")
+    assert runs.runs == ["a0", "a1", "a2", "b0", "b1"]  # with no limit b0 would come right after a0
+    assert sched.held_back() == 0
+
+
+def test_a_stream_far_ahead_of_its_listener_no_longer_counts(scheduler):
+    """A long text made seconds ahead needs the CPU only later: it must not keep new sessions waiting."""
+    runs = Recorder()
+    sched = scheduler(1, max_streams=1, clock=lambda: 0.0)  # time stands still: audio made is audio ahead
+    gate, _ = runs.occupy(sched, "far", 3, duration_s=SETTLED_AHEAD_S + 0.5)
+    runs.submit(sched, "next", 2)
+    gate.set()
+    runs.wait_ended("far", "next")
+    assert runs.runs[:2] == ["far0", "next0"]
+
+
+def test_cancelling_a_stream_in_its_making_lets_a_waiting_one_start_at_once(scheduler):
+    runs = Recorder()
+    sched = scheduler(1, max_streams=1, clock=lambda: 0.0, horizon_s=0.01)
+    # its 2.5 s chunk puts it past the horizon, so it waits for 2.49 s, and under SETTLED_AHEAD_S: still counted
+    first = runs.submit(sched, "first", 5, duration_s=2.5)
+    runs.wait_for_runs(1)
+    runs.submit(sched, "waiting", 1)
+    time.sleep(0.1)
+    assert runs.runs == ["first0"] and sched.held_back() == 1
+    cancelled_at = time.monotonic()
+    sched.cancel(first)  # a barge-in or /stop
+    runs.wait_for_runs(2)
+    assert runs.runs == ["first0", "waiting0"]
+    assert time.monotonic() - cancelled_at < 1.0  # woken by the cancel, not by the horizon's 2.49 s
 
 
 class CoverRecorder:

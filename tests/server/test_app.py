@@ -232,6 +232,18 @@ async def test_a_running_server_keeps_blas_synthesis_and_garbage_collection_off_
             assert niceness() == {SYNTHESIS_NICE}
 
 
+async def test_the_server_lets_its_streams_per_model_start_at_once(tmp_path, monkeypatch):
+    monkeypatch.setenv("PHOTOAVATAR_TTS_STREAMS_PER_MODEL", "3")
+    monkeypatch.setenv("PHOTOAVATAR_TTS_MODELS", "2")
+    settings = ServerSettings.from_settings(tmp_path / "avatars")
+    assert (settings.tts_models, settings.tts_streams_per_model) == (2, 3)
+    async with server(tmp_path, tts_models=2, tts_streams_per_model=3) as http:
+        assert http._transport.app.state.photoavatar.scheduler.max_streams == 6
+    monkeypatch.setenv("PHOTOAVATAR_TTS_STREAMS_PER_MODEL", "0")
+    with pytest.raises(ValueError, match="PHOTOAVATAR_TTS_STREAMS_PER_MODEL must be from 1 to 100, got 0"):
+        ServerSettings.from_settings(tmp_path / "avatars")
+
+
 async def test_openapi_docs_are_served(tmp_path):
     async with server(tmp_path) as http:
         assert (await http.get("/docs")).status_code == 200

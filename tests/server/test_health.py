@@ -31,7 +31,8 @@ async def test_metrics_show_sessions_queue_responses_and_the_process(tmp_path):
         assert values["photoavatar_process_resident_bytes"] > 50e6
         assert values["photoavatar_process_open_fds"] > 3 and values["photoavatar_process_threads"] >= 2
         assert values['photoavatar_avatar_jobs{state="running"}'] == 0
-        for name in ("photoavatar_synthesis_in_flight", "photoavatar_synthesis_streams", "photoavatar_underrun_frames_total",
+        for name in ("photoavatar_synthesis_in_flight", "photoavatar_synthesis_streams",
+                     "photoavatar_synthesis_held_back", "photoavatar_underrun_frames_total",
                      "photoavatar_late_frames_total", "photoavatar_event_loop_lag_seconds"):
             assert values[name] >= 0
         assert (await http.delete(f"/sessions/{session['session_id']}", headers=auth)).status_code == 204
