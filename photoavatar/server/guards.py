@@ -92,6 +92,8 @@ def freeze_startup_objects() -> None:
     A full pass holds the GIL over every tracked object: 60 ms for a bare server on this machine, 72-116 ms in
     bench/live.py's process (which holds the bench too), so the event loop missed its 20 ms audio frames a few
     times a minute and the browser's jitter buffer grew to cover the gaps (docs/latency.md). After the freeze a full pass looks only at objects made
-    since: sessions, their peers and messages. Objects that die by reference count are freed as before."""
-    gc.collect()
+    since: sessions, their peers and messages. Objects that die by reference count are freed as before.
+    No full pass first: it would hold the GIL for 45-50 ms on this machine, and this runs after the background
+    warm-up, when sessions may already be speaking, and in bench/live_sessions.py's process it found nothing to
+    free."""
     gc.freeze()
