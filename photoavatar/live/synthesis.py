@@ -171,7 +171,7 @@ class SynthesisScheduler:
     def held_back(self) -> int:
         """Streams waiting for their first step only because max_streams are in their making (for metrics)."""
         with self._condition:
-            if self.max_streams is None or self._unsettled() < self.max_streams:
+            if not self._at_limit():
                 return 0
             return sum(1 for stream in self._streams if stream.waiting_for_first and not stream.running)
 
@@ -207,7 +207,7 @@ class SynthesisScheduler:
     def _most_urgent(self) -> tuple[SynthesisStream | None, float | None]:
         """The stream to run now, or None and how long until one falls within the horizon."""
         idle = [s for s in self._streams if not s.running]
-        if self.max_streams is not None and self._unsettled() >= self.max_streams:
+        if self._at_limit():
             idle = [s for s in idle if not s.waiting_for_first]  # a new stream waits until one settles
         if not idle:
             return None, None
@@ -265,6 +265,10 @@ class SynthesisScheduler:
                 return 0.0
             queued = sum(1 for other in self._streams if other.waiting_for_first and not other.running)
             return COVER_MARGIN * (math.ceil(queued / self.workers) + 1) * self._first_step_s
+
+    def _at_limit(self) -> bool:
+        """Whether max_streams are in their making: a new stream must wait for its first step."""
+        return self.max_streams is not None and self._unsettled() >= self.max_streams
 
     def _unsettled(self) -> int:
         """Streams in their making that take the CPU now or soon: first steps running, and started streams
