@@ -22,7 +22,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -178,14 +178,29 @@ class Phrase:
     id_samples: np.ndarray  # each id's duration in samples (whole frames)
     latent: np.ndarray  # (1, channels, frames)
     frame_inputs: dict[str, np.ndarray]  # the per-frame parts' other inputs (the frame mask)
-    # The last part's input from frame kept_from_frame to the end, once a stretch after the first needed it: the
-    # later stretches then run the last part only.
-    kept_input: np.ndarray | None = None
-    kept_from_frame: int = 0
+    # Per part before the last: the stretch of its output that a render computed exactly, for the later stretches
+    # (the flow's run for one stretch reaches into the next, and the rest of the phrase is computed once).
+    known: dict[int, KnownOutput] = field(default_factory=dict)
 
     @property
     def frames(self) -> int:
         return self.latent.shape[-1]
+
+
+@dataclass(frozen=True)
+class KnownOutput:
+    """A part's output for frames FROM_FRAME to TO_FRAME, exactly as in the whole run."""
+
+    from_frame: int
+    to_frame: int
+    output: np.ndarray  # last axis: (to_frame - from_frame) x the part's output steps per frame
+
+    def covers(self, lo: int, hi: int) -> bool:
+        return self.from_frame <= lo and hi <= self.to_frame
+
+    def between(self, lo: int, hi: int, steps: int) -> np.ndarray:
+        """Frames LO..HI of the output (STEPS time steps a frame)."""
+        return self.output[..., (lo - self.from_frame) * steps:(hi - self.from_frame) * steps]
 
 
 @dataclass
@@ -331,22 +346,33 @@ class LoadedVoice:
 
     def _part_input(self, instance: _Instance, phrase: Phrase, level: int, lo: int, hi: int,
                     keep: bool) -> np.ndarray:
-        """The input of part LEVEL for frames LO..HI of PHRASE; with KEEP (the last part's), taken from what a
-        stretch before kept, or computed to the phrase's end and kept."""
+        """The input of part LEVEL for frames LO..HI of PHRASE: the previous part's output, taken from what earlier
+        renders computed exactly, the rest computed now (KEEP: to the phrase's end) and remembered."""
         if level == 0:
             return np.ascontiguousarray(phrase.latent[..., lo:hi])
         steps = self.graphs.parts[level].input_steps_per_frame
-        if keep and phrase.kept_input is not None and phrase.kept_from_frame <= lo:
-            offset = phrase.kept_from_frame
-            return np.ascontiguousarray(phrase.kept_input[..., (lo - offset) * steps:(hi - offset) * steps])
+        known = phrase.known.get(level - 1)
         hi_run = phrase.frames if keep else hi
-        before_lo, before_hi = self._reach(level - 1, lo, hi_run, phrase.frames)
-        before_in = self._part_input(instance, phrase, level - 1, before_lo, before_hi, False)
-        output = self._run_part(instance, phrase, level - 1, before_in, before_lo, before_hi)
-        output = output[..., (lo - before_lo) * steps:(hi_run - before_lo) * steps]
-        if keep:
-            phrase.kept_input, phrase.kept_from_frame = output, lo
-        return np.ascontiguousarray(output[..., :(hi - lo) * steps])
+        if known is None or not known.covers(lo, hi_run):
+            continued = known is not None and known.from_frame <= lo < known.to_frame
+            made = self._exact_output(instance, phrase, level - 1, known.to_frame if continued else lo, hi_run)
+            if continued:  # only the frames past what was known were computed
+                made = KnownOutput(lo, made.to_frame, np.concatenate(
+                    [known.between(lo, known.to_frame, steps), made.between(known.to_frame, made.to_frame, steps)],
+                    axis=-1))
+            known = phrase.known[level - 1] = made  # stretches come in order: the next needs no frame before LO
+        return np.ascontiguousarray(known.between(lo, hi, steps))
+
+    def _exact_output(self, instance: _Instance, phrase: Phrase, level: int, lo: int, hi: int) -> KnownOutput:
+        """Part LEVEL's output over LO..HI, computed with its context, and over as many frames either side as came
+        out exact too: at the phrase's start or end the whole run has no more context than this run."""
+        run_lo, run_hi = self._reach(level, lo, hi, phrase.frames)
+        output = self._run_part(instance, phrase, level, self._part_input(instance, phrase, level, run_lo, run_hi,
+                                                                          False), run_lo, run_hi)
+        exact_lo = lo if run_lo > 0 else 0
+        exact_hi = hi if run_hi < phrase.frames else phrase.frames
+        steps = self.graphs.parts[level + 1].input_steps_per_frame
+        return KnownOutput(exact_lo, exact_hi, output[..., (exact_lo - run_lo) * steps:(exact_hi - run_lo) * steps])
 
     def _run_part(self, instance: _Instance, phrase: Phrase, level: int, part_in: np.ndarray, lo: int,
                   hi: int) -> np.ndarray:

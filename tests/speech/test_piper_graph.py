@@ -31,7 +31,7 @@ def sentence_stage(voice):
 @pytest.fixture
 def phrase(sentence_stage):
     """The sentence stage with nothing kept from another test's stretches (a render keeps part of its flow)."""
-    return dataclasses.replace(sentence_stage, kept_input=None, kept_from_frame=0)
+    return dataclasses.replace(sentence_stage, known={})
 
 
 def _quiet_inputs(voice, ids):
@@ -118,17 +118,33 @@ def _minimal_runs(voice, start_frame: int, end_frame: int) -> list[tuple[int, in
 
 def test_the_rest_of_a_phrase_can_wait_for_its_third_stretch(voice, phrase):
     """In an utterance's first phrase the second stretch is as urgent as the first (the listener has only the first
-    in hand): with rest_from=2 it too runs over only what it needs, and the third computes the rest."""
+    in hand): with rest_from=2 it runs each part over only its new frames and that part's own context (what the
+    first stretch computed exactly is not computed again), and the third computes the rest."""
     with _recording(voice) as runs:
         stretches = voice.render_stretches(phrase, [0, 30, 60, 90, phrase.frames], rest_from=2)
         next(stretches)
         runs.clear()
         next(stretches)
-        assert runs == _minimal_runs(voice, 30, 60)
+        assert runs == [(index, (30 + 2 * part.context_frames) * part.input_steps_per_frame)
+                        for index, part in enumerate(voice.graphs.parts)]
         runs.clear()
         next(stretches)
     flow, flow_steps = runs[0]
     assert flow == 0 and flow_steps // voice.graphs.parts[0].input_steps_per_frame >= phrase.frames - 60
+
+
+def test_a_part_run_that_reaches_the_phrase_end_is_not_run_again(voice, phrase):
+    """A part's output is exact wherever its run reached the phrase's start or end, as in the whole run: a first
+    stretch whose flow run reaches the end leaves no flow for the second stretch to run."""
+    flow_reach = sum(part.context_frames for part in voice.graphs.parts)
+    first_end = phrase.frames - flow_reach + 5
+    with _recording(voice) as runs:
+        stretches = voice.render_stretches(phrase, [0, first_end, phrase.frames], rest_from=2)
+        next(stretches)
+        assert runs[0] == (0, phrase.frames)
+        runs.clear()
+        next(stretches)
+    assert [index for index, _ in runs] == [1, 2]
 
 
 def test_a_later_stretch_runs_the_last_part_on_little_more_than_its_frames(voice, phrase):
