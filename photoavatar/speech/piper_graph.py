@@ -16,8 +16,12 @@ stretch pays for 3 frames of context either side instead of 13: the stretches of
 run costs, within some 4 %, where they cost 1.4-1.5 times as much (docs/latency.md, "Stretches that cost what
 the whole run costs").
 
+The flow is cut too, between its coupling layers (each reaches 9 frames either side, the flow 33): a stretch
+then computes each layer's output only past what the stretch before computed exactly, with that layer's own
+context, instead of the whole flow's 33 frames again at both ends.
+
 `split_voice` finds the cut points by the graph's structure (the decoder's first convolution, its upsampling
-layers, the latent noise added last), not by node names, and returns None for a graph it does not recognise: the
+layers, the latent noise added last, the Split that starts each coupling layer), not by node names, and returns None for a graph it does not recognise: the
 engine then synthesises whole runs as before. The parts' 1-D convolutions are rewritten as 2-D ones of height 1:
 onnxruntime runs image convolutions in its blocked (NCHWc) kernels, which make the decoder some 20 % and the
 sentence stage and the flow some 10 % faster on x86, with the same output to within float rounding.
@@ -37,7 +41,7 @@ class FramePart:
     """One per-frame part of the voice: a stretch of its input, with CONTEXT_FRAMES either side, gives that stretch
     of its output exactly as the whole run does."""
 
-    name: str  # for messages: "flow", "decoder head", "decoder"
+    name: str  # for messages: "flow 1" to "flow 4" (or "flow"), "decoder head", "decoder"
     model: bytes  # serialised ONNX
     input: str  # the stretched tensor, the previous part's output (the first part's: the latent)
     extra_inputs: tuple[str, ...]  # of the sentence stage's outputs: per frame (a mask) or per sentence (a speaker)
@@ -72,11 +76,18 @@ def _split(model) -> VoiceGraphs:
     producers = {name: node for node in graph.node for name in node.output}
     decoder_input = _decoder_input(graph, producers)
     latent = _latent(graph, producers, decoder_input)
-    cut = [(latent, 1), (decoder_input, 1)]
-    try:
-        parts = _frame_parts(model, producers, [*cut, *_decoder_cut(graph)])
-    except SplitError:  # a decoder whose later layers read its earlier ones: kept whole
-        parts = _frame_parts(model, producers, cut)
+    flow_cuts = _flow_cuts(graph, producers, latent, decoder_input)
+    decoder_cuts = _decoder_cut(graph)
+    parts = None
+    # A flow or decoder whose later layers read its earlier ones is kept whole (each layer reads only the last)
+    for flow, decoder in ((flow_cuts, decoder_cuts), ([], decoder_cuts), ([], [])):
+        try:
+            parts = _frame_parts(model, producers, [(latent, 1), *flow, (decoder_input, 1), *decoder], len(flow))
+            break
+        except SplitError:
+            continue
+    if parts is None:
+        raise SplitError("the flow and decoder cannot be run a stretch at a time")
     frame_inputs = parts[0].extra_inputs
     outputs = [latent, *frame_inputs, *(output.name for output in graph.output[1:])]
     sentence_nodes, sentence_inputs = _between(graph, producers, {i.name for i in graph.input}, *outputs)
@@ -87,12 +98,14 @@ def _split(model) -> VoiceGraphs:
         latent=latent, frame_inputs=tuple(frame_inputs), parts=parts)
 
 
-def _frame_parts(model, producers, starts: list[tuple[str, int]]) -> tuple[FramePart, ...]:
-    """One part from each of STARTS (tensor, its steps per frame) to the next, the last to the audio."""
+def _frame_parts(model, producers, starts: list[tuple[str, int]], flow_cuts: int) -> tuple[FramePart, ...]:
+    """One part from each of STARTS (tensor, its steps per frame) to the next, the last to the audio; the first
+    FLOW_CUTS + 1 are the flow, the rest the decoder."""
     graph = model.graph
     initializers = _initializers(graph)
     ends = [*(tensor for tensor, _ in starts[1:]), graph.output[0].name]
-    names = ["flow", "decoder head" if len(starts) > 2 else "decoder", "decoder"]
+    flow = ["flow"] if not flow_cuts else [f"flow {index + 1}" for index in range(flow_cuts + 1)]
+    names = [*flow, *(["decoder head", "decoder"] if len(starts) - len(flow) > 1 else ["decoder"])]
     parts = []
     for (start, steps), end, name in zip(starts, ends, names, strict=True):
         nodes, extra = _between(graph, producers, {start}, end)
@@ -102,6 +115,13 @@ def _frame_parts(model, producers, starts: list[tuple[str, int]]) -> tuple[Frame
     if unknown:
         raise SplitError(f"the {', '.join(unknown)} read tensors that the flow does not take")
     return tuple(parts)
+
+
+def _flow_cuts(graph, producers, latent: str, decoder_input: str) -> list[tuple[str, int]]:
+    """The inputs of the flow's coupling layers after the first, one step a frame: each layer splits its input in
+    two halves (the graph's Split), so the flow can be run a layer at a time."""
+    flow_nodes, _ = _between(graph, producers, {latent}, decoder_input)
+    return [(node.input[0], 1) for node in flow_nodes if node.op_type == "Split"][1:]
 
 
 def _upsampling_layers(graph) -> list:
