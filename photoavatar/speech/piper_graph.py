@@ -21,10 +21,11 @@ then computes each layer's output only past what the stretch before computed exa
 context, instead of the whole flow's 33 frames again at both ends.
 
 `split_voice` finds the cut points by the graph's structure (the decoder's first convolution, its upsampling
-layers, the latent noise added last, the Split that starts each coupling layer), not by node names, and returns None for a graph it does not recognise: the
-engine then synthesises whole runs as before. The parts' 1-D convolutions are rewritten as 2-D ones of height 1:
-onnxruntime runs image convolutions in its blocked (NCHWc) kernels, which make the decoder some 20 % and the
-sentence stage and the flow some 10 % faster on x86, with the same output to within float rounding.
+layers, the latent noise added last, the Split that starts each coupling layer), not by node names, and returns
+None for a graph it does not recognise: the engine then synthesises whole runs as before. The parts' 1-D
+convolutions are rewritten as 2-D ones of height 1: onnxruntime runs image convolutions in its blocked (NCHWc)
+kernels, which make the decoder some 20 % and the sentence stage and the flow some 10 % faster on x86, with the
+same output to within float rounding.
 """
 
 from __future__ import annotations
@@ -78,16 +79,15 @@ def _split(model) -> VoiceGraphs:
     latent = _latent(graph, producers, decoder_input)
     flow_cuts = _flow_cuts(graph, producers, latent, decoder_input)
     decoder_cuts = _decoder_cut(graph)
-    parts = None
-    # A flow or decoder whose later layers read its earlier ones is kept whole (each layer reads only the last)
-    for flow, decoder in ((flow_cuts, decoder_cuts), ([], decoder_cuts), ([], [])):
+    # A flow or decoder whose later layers read more of its earlier ones than the cut tensor is kept whole
+    for flow, decoder in ((flow_cuts, decoder_cuts), ([], decoder_cuts)):
         try:
             parts = _frame_parts(model, producers, [(latent, 1), *flow, (decoder_input, 1), *decoder], len(flow))
             break
         except SplitError:
             continue
-    if parts is None:
-        raise SplitError("the flow and decoder cannot be run a stretch at a time")
+    else:
+        parts = _frame_parts(model, producers, [(latent, 1), (decoder_input, 1)], 0)
     frame_inputs = parts[0].extra_inputs
     outputs = [latent, *frame_inputs, *(output.name for output in graph.output[1:])]
     sentence_nodes, sentence_inputs = _between(graph, producers, {i.name for i in graph.input}, *outputs)
