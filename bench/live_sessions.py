@@ -16,7 +16,8 @@ with one ("Papa bought ..."). Measured:
   sender's pacing (lateness of each frame: p50 / p99), and the event loop's lag (overshoot of a 10 ms timer);
 - the CPU the server (this process) and the clients used while they spoke, in seconds per utterance, the
   server's in cores too, and the share of the machine the host stole meanwhile: under steal the times grow,
-  the CPU an utterance costs stays comparable.
+  the CPU an utterance costs stays comparable. Of the server's, the synthesis workers' own (the scheduler's
+  totals, also per second of audio made): the rest is the event loop's (pacing, Opus, RTP, signalling).
 Two server configurations run in the same process, one after the other: `new` (each model run streamed a stretch at a time, the
 deadline scheduler on PHOTOAVATAR_TTS_MODELS x PHOTOAVATAR_TTS_THREADS, the lead-in as negative event times)
 and `old` (whole first clause, one model on 2 threads shared by 2 workers, a silent lead-in), which is what
@@ -183,11 +184,12 @@ async def measure(app, n: int, base_url: str, kind: str, rounds: int) -> dict:
     lags: list[float] = []
     stop = asyncio.Event()
     probe = asyncio.create_task(loop_lag_probe(lags, stop))
+    scheduler = app.state.photoavatar.scheduler
     child.stdin.write(b"go\n")
     await child.stdin.drain()
-    at_go = CpuClock.now()
+    at_go, made_before = CpuClock.now(), scheduler.totals()
     done_line = (await child.stdout.readline()).decode()
-    at_done = CpuClock.now()
+    at_done, made = CpuClock.now(), scheduler.totals().since(made_before)
     stop.set()
     await probe
     await child.wait()
@@ -208,6 +210,7 @@ async def measure(app, n: int, base_url: str, kind: str, rounds: int) -> dict:
         "lag_p50_ms": _pct(sorted(lags), 0.5) * 1000, "lag_p99_ms": _pct(sorted(lags), 0.99) * 1000,
         "lag_max_ms": max(lags) * 1000,
         "server_cpu_s": at_done.cpu_s_since(at_go) / (n * rounds), "client_cpu_s": done["cpu_s"] / (n * rounds),
+        "synthesis_cpu_s": made.cpu_s / (n * rounds), "synthesis_cpu_per_audio_s": made.cpu_per_audio_s,
         "server_cores": at_done.cores_since(at_go), "steal": at_done.steal_since(at_go),
     }
 
@@ -300,8 +303,8 @@ async def run_config(config: str, sizes: list[int], kinds: list[str], models: in
 
 def print_rows(rows: list[dict]) -> None:
     print(f"\n{'config':<12} {'n':>3} {'text':<8} {'receiver first audio ms':>26} {'server ms':>11} "
-          f"{'underruns':>9} {'late':>4} {'pacing p50/p99':>14} {'loop lag p50/p99/max':>21} {'cpu s/utt srv/cli':>17} "
-          f"{'cores':>5} {'steal':>5}")
+          f"{'underruns':>9} {'late':>4} {'pacing p50/p99':>14} {'loop lag p50/p99/max':>21} "
+          f"{'cpu s/utt srv(synth)/cli':>24} {'synth/audio':>11} {'cores':>5} {'steal':>5}")
     for r in rows:
         rx = r["receiver"]
         receiver = (f"{statistics.median(rx) * 1000:5.0f} {_pct(rx, 0.9) * 1000:5.0f} {max(rx) * 1000:5.0f}"
@@ -310,7 +313,8 @@ def print_rows(rows: list[dict]) -> None:
         print(f"{r['config']:<12} {r['sessions']:>3} {r['text']:<8} {receiver:>18} ({r['heard']:>2}) {server:>11} "
               f"{r['underruns']:>9} {r['late_frames']:>4} {r['pacing_p50_ms']:6.1f}/{r['pacing_p99_ms']:<6.1f} "
               f"{r['lag_p50_ms']:6.1f}/{r['lag_p99_ms']:5.1f}/{r['lag_max_ms']:<6.1f} "
-              f"{r['server_cpu_s']:8.2f}/{r['client_cpu_s']:<8.2f} {r['server_cores']:5.2f} {r['steal']:5.0%}"
+              f"{r['server_cpu_s']:9.2f} ({r['synthesis_cpu_s']:4.2f})/{r['client_cpu_s']:<6.2f} "
+              f"{r['synthesis_cpu_per_audio_s']:11.3f} {r['server_cores']:5.2f} {r['steal']:5.0%}"
               + ("" if r["ends"] == ["done"] else f"  ends {r['ends']}"))
     print("\nmedian ms per stage of the first audio (server side):")
     print(f"{'config':<12} {'n':>3} {'text':<8} " + " ".join(f"{name[:11]:>11}" for name in STAGE_ORDER))

@@ -16,6 +16,8 @@ streams starting together than the workers can carry would all fall silent, agai
 `max_streams` are in their making at once (the server: PHOTOAVATAR_TTS_STREAMS_PER_MODEL per worker), not
 counting those SETTLED_AHEAD_S ahead of their listeners; a new stream beyond that waits for its first step.
 Its listener waits longer for the first word, and every listener hears speech without gaps.
+`totals` counts the chunks and audio made and the CPU the steps took: CPU per second of audio is the share of a
+core each listener takes, so /metrics shows how close the workers are to what the machine can carry.
 """
 
 from __future__ import annotations
@@ -43,6 +45,26 @@ WARM_UP_TIMEOUT_S = 120.0  # a voice's first load (onnxruntime sessions, the exa
 
 def _nothing_to_cover() -> float:
     return 0.0
+
+
+@dataclass(frozen=True)
+class SynthesisTotals:
+    """What all steps so far made and took. CPU is the workers' own thread time, every step's (also one whose
+    output a cancel discarded); onnxruntime runs a model on the calling thread with PHOTOAVATAR_TTS_THREADS 1,
+    the default, and its helper threads are not counted."""
+
+    chunks: int = 0  # items delivered
+    audio_s: float = 0.0  # in them
+    cpu_s: float = 0.0
+
+    def since(self, earlier: SynthesisTotals) -> SynthesisTotals:
+        return SynthesisTotals(self.chunks - earlier.chunks, self.audio_s - earlier.audio_s,
+                               self.cpu_s - earlier.cpu_s)
+
+    @property
+    def cpu_per_audio_s(self) -> float:
+        """CPU seconds per second of audio (nan before any audio): the part of a core one listener takes."""
+        return self.cpu_s / self.audio_s if self.audio_s > 0 else math.nan
 
 
 class StreamEnd:
@@ -99,6 +121,7 @@ class SynthesisScheduler:
         self._closed = False
         self._initializer = initializer
         self._first_step_s: float | None = None  # learnt run time of a first step
+        self._totals = SynthesisTotals()
         self._threads = [threading.Thread(target=self._work, name=f"synthesis-{i}", daemon=True)
                          for i in range(workers)]
         for thread in self._threads:
@@ -159,6 +182,10 @@ class SynthesisScheduler:
         if idle:
             _close(stream.steps)
 
+    def totals(self) -> SynthesisTotals:
+        with self._condition:
+            return self._totals
+
     def pending(self) -> int:
         """Streams with steps still to run (for metrics)."""
         with self._condition:
@@ -218,7 +245,7 @@ class SynthesisScheduler:
         return best, None
 
     def _run_step(self, stream: SynthesisStream) -> None:
-        started = self._clock()
+        started, cpu_started = self._clock(), time.thread_time()
         with self._condition:
             first = stream.waiting_for_first
         try:
@@ -228,6 +255,7 @@ class SynthesisScheduler:
             item, done, error = None, True, None
         except Exception as failure:  # an engine failure ends this stream, never a worker
             item, done, error = None, True, failure
+        cpu_s = time.thread_time() - cpu_started
         with self._condition:
             run_s = self._clock() - started
             stream.runs += 1
@@ -236,8 +264,12 @@ class SynthesisScheduler:
                 old = self._first_step_s
                 self._first_step_s = run_s if old is None else old + COST_SMOOTHING * (run_s - old)
             cancelled = stream.cancelled
-            if not (cancelled or done):
-                stream.made_s += stream.duration_s(item)
+            made = not (cancelled or done)
+            made_s = stream.duration_s(item) if made else 0.0
+            totals = self._totals
+            self._totals = SynthesisTotals(totals.chunks + made, totals.audio_s + made_s, totals.cpu_s + cpu_s)
+            if made:
+                stream.made_s += made_s
                 if stream.started_at_s is None:
                     stream.started_at_s = self._clock()
         if not cancelled:  # delivered while still marked running, so a stream's items never overtake

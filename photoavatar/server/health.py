@@ -141,6 +141,7 @@ def server_metrics(sessions, jobs, stats, synthesis, lag: LoopLag, totals: Sessi
     open_sessions = list(sessions.all())
     connected = sum(1 for s in open_sessions if s.transport.connected)
     job_states = jobs.counts()
+    made = synthesis.totals()
     return [
         Metric("photoavatar_sessions", "gauge", "open live sessions, by whether a client is connected",
                [({"state": "connected"}, connected), ({"state": "unconnected"}, len(open_sessions) - connected)]),
@@ -153,6 +154,11 @@ def server_metrics(sessions, jobs, stats, synthesis, lag: LoopLag, totals: Sessi
         Metric("photoavatar_synthesis_held_back", "gauge",
                "utterances waiting to start because the CPU is full (PHOTOAVATAR_TTS_STREAMS_PER_MODEL)",
                [({}, synthesis.held_back())]),
+        Metric("photoavatar_synthesis_audio_seconds_total", "counter", "speech audio the synthesis workers made",
+               [({}, made.audio_s)]),
+        Metric("photoavatar_synthesis_cpu_seconds_total", "counter",
+               "CPU the synthesis workers took for it: per audio second, the share of a core one listener takes",
+               [({}, made.cpu_s)]),
         Metric("photoavatar_sessions_closed_total", "counter", "sessions ended (by the client, expiry or reaper)",
                [({}, totals.closed)]),
         Metric("photoavatar_underrun_frames_total", "counter",

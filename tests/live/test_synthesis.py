@@ -3,6 +3,7 @@ no more streams in their making at once than max_streams."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -337,3 +338,49 @@ def test_closing_the_scheduler_ends_a_wait_for_a_stream(scheduler):
     waited.join(WAIT_S)
     assert not waited.is_alive()
     gate.set()
+
+
+def _busy(cpu_s: float) -> None:
+    """Take CPU_S of this thread's CPU time (a model run's work, not a wait)."""
+    started = time.thread_time()
+    while time.thread_time() - started < cpu_s:
+        pass
+
+
+def test_totals_count_the_audio_made_and_the_cpu_each_step_took(scheduler):
+    sched = scheduler(1)
+    before = sched.totals()
+
+    def steps():
+        for _ in range(2):
+            _busy(0.02)
+            yield 0.5
+        time.sleep(0.05)  # waiting takes no CPU
+
+    sched.run_to_end([steps()], lambda item: item)
+    made = sched.totals().since(before)
+    assert made.chunks == 2 and made.audio_s == pytest.approx(1.0)
+    assert 0.04 <= made.cpu_s < 0.04 + 0.04  # both steps' work (the wait and the bookkeeping add little)
+    assert made.cpu_per_audio_s == pytest.approx(made.cpu_s / 1.0)
+
+
+def test_a_cancelled_step_counts_its_cpu_but_no_audio(scheduler):
+    sched = scheduler(1)
+    started, gate, ended = threading.Event(), threading.Event(), threading.Semaphore(0)
+
+    def steps():
+        _busy(0.02)
+        started.set()
+        assert gate.wait(WAIT_S)
+        yield 0.5
+
+    stream = sched.submit(steps(), lambda item: item, lambda item: None)
+    assert started.wait(WAIT_S)
+    sched.cancel(stream)  # while its step runs: what it makes is discarded
+    gate.set()
+    sched.submit(iter([0.25]), lambda item: item, lambda item: item is END and ended.release())
+    assert ended.acquire(timeout=WAIT_S)
+    made = sched.totals()
+    assert made.chunks == 1 and made.audio_s == pytest.approx(0.25)  # the second stream's only
+    assert made.cpu_s >= 0.02  # the discarded step's work was done all the same
+    assert math.isnan(scheduler(1).totals().cpu_per_audio_s)  # no audio yet: no ratio
