@@ -200,7 +200,7 @@ class KnownOutput:
 
     def between(self, lo: int, hi: int, steps: int) -> np.ndarray:
         """Frames LO..HI of the output (STEPS time steps a frame)."""
-        return self.output[..., (lo - self.from_frame) * steps:(hi - self.from_frame) * steps]
+        return _frames_between(self.output, self.from_frame, lo, hi, steps)
 
 
 @dataclass
@@ -372,7 +372,7 @@ class LoadedVoice:
         exact_lo = lo if run_lo > 0 else 0
         exact_hi = hi if run_hi < phrase.frames else phrase.frames
         steps = self.graphs.parts[level + 1].input_steps_per_frame
-        return KnownOutput(exact_lo, exact_hi, output[..., (exact_lo - run_lo) * steps:(exact_hi - run_lo) * steps])
+        return KnownOutput(exact_lo, exact_hi, _frames_between(output, run_lo, exact_lo, exact_hi, steps))
 
     def _run_part(self, instance: _Instance, phrase: Phrase, level: int, part_in: np.ndarray, lo: int,
                   hi: int) -> np.ndarray:
@@ -429,6 +429,11 @@ def _session_options(onnxruntime, threads: int):
     # Idle intra-op threads would busy-wait for the next run and starve the live server's 20 ms audio pacing.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
+
+
+def _frames_between(output: np.ndarray, from_frame: int, lo: int, hi: int, steps: int) -> np.ndarray:
+    """Frames LO..HI of a part's OUTPUT that starts at frame FROM_FRAME (STEPS time steps a frame, last axis)."""
+    return output[..., (lo - from_frame) * steps:(hi - from_frame) * steps]
 
 
 def _frames_of(value: np.ndarray, frames: int, lo: int, hi: int) -> np.ndarray:
