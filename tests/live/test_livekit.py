@@ -104,7 +104,9 @@ async def test_a_session_publishes_audio_and_events_through_the_sdk(speech):
         assert ends == [(first, "barge_in"), (second, "done")]
         assert {topic for topic, m in messages if m["type"] == "prosody"} == {"prosody"}
         assert {topic for topic, m in messages if m["type"] != "prosody"} == {"viseme"}
-        assert lk.frames_sent > 50  # real 20 ms frames went into the AudioSource
+        # real 20 ms frames went into the AudioSource: at least "Stop." whole (about 0.5 s) after the 0.1 s of the
+        # first; how much more depends on when the barge-in lands (50 were seen, so 50 is no bound)
+        assert lk.frames_sent >= 20
     finally:
         await session.close()
         synthesis.close()
