@@ -487,13 +487,14 @@ def phrase_timings(phrase: Phrase, start_sample: int, rate: int) -> tuple[tuple[
 
 
 def stretch_edges(timings: tuple[PhonemeTiming, ...], start_sample: int, cut: int, hop: int, rate: int,
-                  whole: bool = False, first_s: float = FIRST_STRETCH_S) -> list[int]:
+                  whole: bool = False, first_s: float = FIRST_STRETCH_S, begun: tuple[int, ...] = ()) -> list[int]:
     """The phrase frames where its stretches begin and end. Each is as long as the audio already made (so it is
     rendered while the audio before it plays), or what the scheduler asks a first chunk to cover
     (stages.cover_s), from FIRST_S up to MAX_STRETCH_S; it ends where a sound ends, so no sound is cut
-    in two, and a short rest joins the stretch before it. WHOLE: one stretch."""
+    in two, and a short rest joins the stretch before it. WHOLE: one stretch. BEGUN: the edges already fixed
+    (the rest decided again once the first stretch's inaudible start is known and CUT includes it)."""
     boundaries = [(timing.end_sample - start_sample + cut) // hop for timing in timings]
-    edges = [cut // hop]  # the leading pause left out is not even rendered
+    edges = list(begun) or [cut // hop]  # the leading pause left out is not even rendered
     frames = boundaries[-1]
     min_frames = math.ceil(MIN_STRETCH_S * rate / hop)
     while edges[-1] < frames:
@@ -524,15 +525,20 @@ def _phrase_chunks(voice: LoadedVoice, phonemes: list[str], start_sample: int, t
         phrase = voice.begin(phonemes)
     timings, cut = phrase_timings(phrase, start_sample, rate)
     edges = stretch_edges(timings, start_sample, cut, hop, rate, whole, first_s)
-    stretches = voice.render_stretches(phrase, edges, rest_stretch(start_sample))
-    for first_frame in edges[:-1]:
+    rest_from = rest_stretch(start_sample)
+    index = 0
+    while index < len(edges) - 1:  # EDGES may be decided again after the first stretch
+        first_frame = edges[index]
         with stages.timed(stages.SYNTHESIS):
-            samples = next(stretches)
+            samples = voice.render(phrase, first_frame, edges[index + 1], keep_rest=index >= rest_from)
         chunk_start = start_sample + first_frame * hop - cut
         if chunk_start < start_sample:  # the utterance's first stretch starts inside the pause left out
             samples, chunk_start = samples[start_sample - chunk_start:], start_sample
             quiet = _inaudible_start(samples, timings, rate)
             samples, timings, cut = samples[quiet:], _without_start(timings, quiet), cut + quiet
+            if quiet:  # the audio made is shorter by QUIET, and so are the stretches that follow
+                edges = stretch_edges(timings, start_sample, cut, hop, rate, whole, first_s, tuple(edges[:2]))
+        index += 1
         yield AudioChunk(samples, rate, chunk_start, _clip(timings, chunk_start, chunk_start + len(samples)),
                          text, phrase=timings)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 import threading
 
@@ -17,9 +18,12 @@ from photoavatar.speech.piper_engine import (
     MAX_STRETCH_S,
     PiperEngine,
     _Instance,
+    _without_start,
     bundled_voice,
     group_phonemes,
+    stretch_edges,
 )
+from photoavatar.speech.types import PhonemeTiming
 from photoavatar.speech.voices import list_voices, make_engine
 
 SENTENCES = [
@@ -75,6 +79,19 @@ def test_the_first_stretch_is_short_and_later_ones_grow_with_the_audio_made(pipe
         assert chunk.duration_s < wanted_s + last_sound_s + frame_s
     assert chunks[0].duration_s < FIRST_STRETCH_S + chunks[0].phonemes[-1].duration_samples / 22050 + frame_s
     assert max(c.duration_s for c in chunks) > 2 * chunks[0].duration_s
+
+
+def test_stretches_after_the_first_count_only_the_audio_kept():
+    # 40 sounds of 3 frames; the first two edges fixed, then the first stretch's inaudible start of 2000
+    # samples left out (CUT grows by it): the next stretch is as long as the 30 frames less those samples
+    hop, rate, quiet = 256, 22050, 2000
+    timings = tuple(PhonemeTiming("a", n * 3 * hop, 3 * hop) for n in range(40))
+    kept = stretch_edges(timings, 0, 0, hop, rate, begun=(0, 30))
+    shortened = stretch_edges(_without_start(timings, quiet), 0, quiet, hop, rate, begun=(0, 30))
+    assert kept[:3] == [0, 30, 60]  # 30 frames made: 30 more, to the sound ending at frame 60
+    made_frames = math.ceil((30 * hop - quiet) / hop)  # 23
+    assert shortened[:3] == [0, 30, 3 * math.ceil((30 + made_frames) / 3)]  # the first sound end past 53: 54
+    assert shortened[-1] == kept[-1] == 120
 
 
 def test_a_first_chunk_holds_what_the_scheduler_asks_it_to_cover(piper_engine):
