@@ -1,6 +1,7 @@
 """The track's Opus encoder (live/opus.py): what it sends decodes to what was said, settled silence is sent
 again without running the encoder, the RFC 6464 level reaches the receiver in each RTP packet, and after a
-sound's silent tail no packet is sent (DTX) while a real receiver still plays that sound to its end."""
+sound's silent tail no packet is sent (DTX) while a real receiver still plays that sound to its end; after a cut,
+the next frame holds the sound's last look-ahead samples, then only the codec's fading tail."""
 
 from __future__ import annotations
 
@@ -104,6 +105,15 @@ def test_a_receiver_hears_each_sample_its_look_ahead_late():
     stream[3 * FRAME_SAMPLES] = 20_000  # a click
     decoded = decode(encode_all(OpusFrames(), stream))  # as a WebRTC receiver decodes: nothing trimmed
     assert abs(int(np.argmax(np.abs(decoded))) - (3 * FRAME_SAMPLES + LOOKAHEAD_SAMPLES)) <= 2
+
+
+def test_after_a_cut_only_the_first_frames_look_ahead_is_loud():
+    # a sound cut off at a frame's end: the next frame, decoded, opens with the sound's last LOOKAHEAD_SAMPLES
+    for seed in range(4):
+        stream = np.concatenate([voiced(6, seed), np.zeros(4 * FRAME_SAMPLES, dtype=np.int16)])
+        after_cut = decode(encode_all(OpusFrames(), stream))[6 * FRAME_SAMPLES:7 * FRAME_SAMPLES]
+        assert rms_dbov(after_cut[:LOOKAHEAD_SAMPLES]) > -30  # the sound itself, a frame late
+        assert rms_dbov(after_cut[LOOKAHEAD_SAMPLES:]) < -45  # then only the codec's fading tail
 
 
 def test_the_level_is_rfc_6465s():
