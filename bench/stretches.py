@@ -56,7 +56,9 @@ PITCH_SPAN_S = 0.15  # F0 either side: the median voiced pitch this far before a
 
 
 def stretch_bounds(voice, phrase) -> list[int]:
-    """The frames where the engine's stretches of PHRASE start and end, as an utterance's first phrase."""
+    """The frames where the engine's stretches of PHRASE start and end, as an utterance's first phrase (as decided
+    before its first stretch is rendered: once that stretch's inaudible start is known, the engine decides the
+    later ones again, each as long as the audio kept; any edges are the whole run's audio)."""
     timings, cut = phrase_timings(phrase, 0, voice.sample_rate_hz)
     return stretch_edges(timings, 0, cut, voice.hop_samples, voice.sample_rate_hz)
 
