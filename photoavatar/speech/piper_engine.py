@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import itertools
 import json
 import logging
 import math
@@ -320,12 +319,16 @@ class LoadedVoice:
         with self._model() as instance:
             return self._render_on(instance, phrase, start_frame, end_frame, keep_rest)
 
+    def render_stretch(self, phrase: Phrase, edges: list[int], index: int, rest_from: int = 1) -> np.ndarray:
+        """The audio of stretch INDEX (0-based) between EDGES (frames). The stretches before stretch REST_FROM run
+        each part over only what they need, as a listener is waiting for each; that one runs the parts before the
+        last to the phrase's end and keeps the result, so the later ones run the last part only."""
+        return self.render(phrase, edges[index], edges[index + 1], keep_rest=index >= rest_from)
+
     def render_stretches(self, phrase: Phrase, edges: list[int], rest_from: int = 1) -> Iterator[np.ndarray]:
-        """The audio of each stretch between EDGES (frames), in order. The stretches before stretch REST_FROM
-        (0-based) run each part over only what they need, as a listener is waiting for each; that one runs the
-        parts before the last to the phrase's end and keeps the result, so the later ones run the last part only."""
-        for index, (start_frame, end_frame) in enumerate(itertools.pairwise(edges)):
-            yield self.render(phrase, start_frame, end_frame, keep_rest=index >= rest_from)
+        """The audio of each stretch between EDGES, in order (`render_stretch`)."""
+        for index in range(len(edges) - 1):
+            yield self.render_stretch(phrase, edges, index, rest_from)
 
     def _render_on(self, instance: _Instance, phrase: Phrase, start_frame: int, end_frame: int,
                    keep_rest: bool = False) -> np.ndarray:
@@ -530,7 +533,7 @@ def _phrase_chunks(voice: LoadedVoice, phonemes: list[str], start_sample: int, t
     while index < len(edges) - 1:  # EDGES may be decided again after the first stretch
         first_frame = edges[index]
         with stages.timed(stages.SYNTHESIS):
-            samples = voice.render(phrase, first_frame, edges[index + 1], keep_rest=index >= rest_from)
+            samples = voice.render_stretch(phrase, edges, index, rest_from)
         chunk_start = start_sample + first_frame * hop - cut
         if chunk_start < start_sample:  # the utterance's first stretch starts inside the pause left out
             samples, chunk_start = samples[start_sample - chunk_start:], start_sample
