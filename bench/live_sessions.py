@@ -56,6 +56,8 @@ PLOSIVE = ["Papa bought a big blue boat, and then he painted it bright pink for 
 TEXTS = {"plain": PLAIN, "plosive": PLOSIVE}
 ONE_SESSION_ROUNDS = 15  # its first audio includes the wait for a 20 ms frame slot, uniform over 0-20 ms
 ROUND_PAUSE_S = 0.5  # quiet between rounds, as between a chat's turns
+# The clients' "done" line holds every utterance's arrival times: past asyncio's 64 KiB default at 10 x 4 rounds.
+CLIENT_LINE_LIMIT_BYTES = 64 * 2**20
 STAGE_ORDER = ["wait_for_worker", "text", "phonemize", "synthesis", "timeline", "prosody", "resample",
                "hop_to_loop", "frame_slot"]
 
@@ -171,7 +173,7 @@ async def loop_lag_probe(samples: list[float], stop: asyncio.Event) -> None:
 async def measure(app, n: int, base_url: str, kind: str, rounds: int) -> dict:
     child = await asyncio.create_subprocess_exec(sys.executable, str(HERE), "--clients", str(n), "--url", base_url,
                                                  "--kind", kind, "--rounds", str(rounds), stdin=asyncio.subprocess.PIPE,
-                                                 stdout=asyncio.subprocess.PIPE)
+                                                 stdout=asyncio.subprocess.PIPE, limit=CLIENT_LINE_LIMIT_BYTES)
     ready = (await child.stdout.readline()).decode()
     if not ready.startswith("ready"):
         raise RuntimeError(f"the client process failed to connect: {ready!r}")

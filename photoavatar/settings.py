@@ -64,18 +64,26 @@ def tts_threads() -> int:
     return int_setting(TTS_THREADS, DEFAULT_TTS_THREADS, MIN_TTS_THREADS, MAX_TTS_THREADS)
 
 
-# Voice instances that synthesise at once (one model run each, one server synthesis worker each). Measured on
-# 2 cores (load < 1, ten 3-word heads at once, median time to done): 1 x 2 threads 289-304 ms, 2 x 1 222-236 ms,
-# 2 x 2 260-284 ms. Two instances let a second session's run go at the same time as the first;
-# their threads run at low priority (SYNTHESIS_NICE), so audio pacing is not delayed.
-# bench/live_sessions.py --configs new:2x1,new:2x2,new:1x2 compares them in one run.
+# Voice instances that synthesise at once (one model run each, one server synthesis worker each): by default one
+# per core this process may run on, up to MAX_TTS_MODELS. Measured on 2 cores (docs/latency.md, "Ten sessions on
+# two cores"): 2 x 1 thread beat 2 x 2 and 1 x 2, and 3 or 4 instances (runs sharing the cores) left ten sessions
+# 50-200 ms later and with 2-8 times the gaps. Their threads run at low priority (SYNTHESIS_NICE), so audio
+# pacing is not delayed. bench/live_sessions.py --configs new:2x1,new:3x1,new:2x2 compares them in one run.
 TTS_MODELS = "PHOTOAVATAR_TTS_MODELS"
 SYNTHESIS_NICE = 10  # synthesis threads (the server's workers, onnxruntime's own) yield the CPU to audio pacing
-MIN_TTS_MODELS, MAX_TTS_MODELS, DEFAULT_TTS_MODELS = 1, 4, 2
+MIN_TTS_MODELS, MAX_TTS_MODELS = 1, 4
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as a container's cpuset sets it)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+DEFAULT_TTS_MODELS = min(MAX_TTS_MODELS, max(MIN_TTS_MODELS, usable_cores()))
 
 
 def tts_models() -> int:
-    """PHOTOAVATAR_TTS_MODELS: 1 to 4, default 2."""
+    """PHOTOAVATAR_TTS_MODELS: 1 to 4, default one per usable core (at most 4)."""
     return int_setting(TTS_MODELS, DEFAULT_TTS_MODELS, MIN_TTS_MODELS, MAX_TTS_MODELS)
 
 

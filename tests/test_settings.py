@@ -1,10 +1,21 @@
-"""Settings: the one speech thread-count setting, its range and its errors."""
+"""Settings: the speech thread and instance counts, their ranges, defaults and errors."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
-from photoavatar.settings import DEFAULT_TTS_THREADS, MAX_TTS_THREADS, TTS_THREADS, tts_threads
+from photoavatar.settings import (
+    DEFAULT_TTS_THREADS,
+    MAX_TTS_THREADS,
+    TTS_MODELS,
+    TTS_THREADS,
+    tts_models,
+    tts_threads,
+)
 from photoavatar.speech.engine import SpeechError
 from photoavatar.speech.voices import make_engine
 
@@ -33,3 +44,23 @@ def test_out_of_range_or_not_a_number_is_refused_with_the_range(monkeypatch, val
         tts_threads()
     with pytest.raises(SpeechError, match=f"{TTS_THREADS}.*{message}"):
         make_engine("piper")
+
+
+def _default_models_on(cores: set[int]) -> int:
+    """tts_models() unset, in a fresh interpreter allowed to run on CORES only (the default is read at import)."""
+    script = (f"import os; os.sched_setaffinity(0, {sorted(cores)!r}); "
+              "from photoavatar.settings import tts_models; print(tts_models())")
+    env = {k: v for k, v in os.environ.items() if k != TTS_MODELS}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def test_the_default_instance_count_is_one_per_usable_core():
+    allowed = os.sched_getaffinity(0)
+    assert _default_models_on({min(allowed)}) == 1
+    assert _default_models_on(allowed) == min(4, len(allowed))
+
+
+def test_an_instance_count_set_wins_over_the_cores(monkeypatch):
+    monkeypatch.setenv(TTS_MODELS, "3")
+    assert tts_models() == 3
