@@ -12,6 +12,9 @@ with one ("Papa bought ..."). Measured:
 - first audio at the server: /speak received -> first sample sent, and its stages (LiveSession.first_audio_stages:
   waiting for a synthesis worker, text preparation, phonemisation, model run, timeline, prosody, resampling,
   the hop to the event loop, the wait for the next 20 ms frame slot);
+- the silence those underruns put into each utterance, as its clients learn it (the sum of its utterance_gap
+  messages): how far the mouth would lead the voice by the utterance's end if a client ignored them (ours moves
+  its events by them, docs/protocol.md); per utterance with a gap, median and max;
 - frames padded because speech was late mid-utterance (underruns), frames sent > 40 ms after their slot, the
   sender's pacing (lateness of each frame: p50 / p99), and the event loop's lag (overshoot of a 10 ms timer);
 - the CPU the server (this process) and the clients used while they spoke, in seconds per utterance, the
@@ -111,10 +114,20 @@ async def run_clients(n: int, base_url: str, kind: str, rounds: int) -> None:
             firsts += [packets.first_loud_after(t) for (_, packets, _), t in zip(clients, sent_at, strict=True)]
             await asyncio.sleep(ROUND_PAUSE_S)
         reasons = sorted({p.peer.of_type("utterance_end")[0]["reason"] for _, p, _ in clients})
-        print("done", json.dumps({"reasons": reasons, "first_audio_s": firsts, "cpu_s": cpu_s}), flush=True)
+        gaps_s = [_gap_sums_s(p.peer) for _, p, _ in clients]
+        print("done", json.dumps({"reasons": reasons, "first_audio_s": firsts, "cpu_s": cpu_s,
+                                  "gap_sums_s": [g for sums in gaps_s for g in sums]}), flush=True)
         for session, packets, auth in clients:
             await packets.peer.close()
             await http.delete(f"/sessions/{session['session_id']}", headers=auth)
+
+
+def _gap_sums_s(peer) -> list[float]:
+    """Seconds of silence the server's utterance_gap messages put into each utterance that had any."""
+    sums: dict[str, float] = {}
+    for gap in peer.of_type("utterance_gap"):
+        sums[gap["utterance_id"]] = sums.get(gap["utterance_id"], 0.0) + gap["gap_s"]
+    return list(sums.values())
 
 
 async def _speak(http, session: dict, auth: dict, text: str) -> float:
@@ -208,7 +221,7 @@ async def measure(app, n: int, base_url: str, kind: str, rounds: int) -> dict:
         "stages": {name: statistics.median(st.get(name, 0.0) for st in stages) for name in STAGE_ORDER},
         "late_frames": sum(s.transport.track.late_frames for s in sessions),
         "pacing_p50_ms": _pct(lateness, 0.5) * 1000, "pacing_p99_ms": _pct(lateness, 0.99) * 1000,
-        "underruns": sum(s.transport.playout.underrun_frames for s in sessions),
+        "underruns": sum(s.transport.playout.underrun_frames for s in sessions), "gap_sums_s": done["gap_sums_s"],
         "lag_p50_ms": _pct(sorted(lags), 0.5) * 1000, "lag_p99_ms": _pct(sorted(lags), 0.99) * 1000,
         "lag_max_ms": max(lags) * 1000,
         "server_cpu_s": at_done.cpu_s_since(at_go) / (n * rounds), "client_cpu_s": done["cpu_s"] / (n * rounds),
@@ -318,6 +331,12 @@ def print_rows(rows: list[dict]) -> None:
               f"{r['server_cpu_s']:9.2f} ({r['synthesis_cpu_s']:4.2f})/{r['client_cpu_s']:<6.2f} "
               f"{r['synthesis_cpu_per_audio_s']:11.3f} {r['server_cores']:5.2f} {r['steal']:5.0%}"
               + ("" if r["ends"] == ["done"] else f"  ends {r['ends']}"))
+    print("\nsilence the underruns put into an utterance (utterance_gap; the mouth would lead by it if ignored):")
+    for r in rows:
+        if r["gap_sums_s"]:
+            sums = sorted(r["gap_sums_s"])
+            print(f"{r['config']:<12} {r['sessions']:>3} {r['text']:<8} {len(sums):>3} utterances with a gap, "
+                  f"median {statistics.median(sums) * 1000:.0f} ms, max {sums[-1] * 1000:.0f} ms")
     print("\nmedian ms per stage of the first audio (server side):")
     print(f"{'config':<12} {'n':>3} {'text':<8} " + " ".join(f"{name[:11]:>11}" for name in STAGE_ORDER))
     for r in rows:

@@ -99,6 +99,13 @@ class FrameRenderer:
         ends = [e.end_s for e in shifted] + [p.time_s + PROSODY_HOLD_S for p in frames]
         self._busy_until_s = max(self._busy_until_s, start_s, *ends)
 
+    def replace_events(self, start_s: float, events: Iterable[VisemeEvent] = (),
+                       prosody: Iterable[ProsodyFrame] = ()) -> None:
+        """Drop every placed event and place these instead, as `add_utterance` (the one utterance on screen,
+        its timeline moved by a gap in its audio): the mouth goes on from where it is now."""
+        self._mixer.clear()
+        self.add_utterance(start_s, events, prosody)
+
     def cut(self) -> None:
         """Drop every placed event (barge-in, stop): the mouth relaxes to Rest from where it is now."""
         self._mixer.clear()

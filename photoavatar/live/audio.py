@@ -74,6 +74,8 @@ class _Playing:
     input_closed: bool = False
     first_sample: int | None = None  # fixed once it has audio and the stream can stamp it: the next frame's
     started: bool = False  # its first sample has been sent
+    on_gap: Callable[[int, int], None] | None = None  # (its samples sent before the gap, silent samples sent)
+    sent_samples: int = 0  # of its own audio
 
 
 class Playout:
@@ -101,12 +103,15 @@ class Playout:
         return self._playing.utterance_id if self._playing else None
 
     def start(self, utterance_id: str, interruption: Interruption, on_first_sample: Callable[[int], None],
-              on_drained: Callable[[], None]) -> None:
+              on_drained: Callable[[], None], on_gap: Callable[[int, int], None] | None = None) -> None:
         """Make this utterance the one that plays next (replacing any other: there is only ever one).
 
-        When INTERRUPTION fires, its audio is dropped at once: the next frame is silence.
+        When INTERRUPTION fires, its audio is dropped at once: the next frame is silence. ON_GAP is called, as
+        each frame goes out that the engine was too late to fill, with how many of the utterance's samples
+        were sent before that silence and how many silent samples the frame holds: all its later audio plays
+        that much later (an `utterance_gap` message tells the client).
         """
-        self._playing = _Playing(utterance_id, on_first_sample, on_drained)
+        self._playing = _Playing(utterance_id, on_first_sample, on_drained, on_gap=on_gap)
         interruption.subscribe(lambda _: self._drop(utterance_id))
 
     def feed(self, utterance_id: str, samples_48k: np.ndarray) -> None:
@@ -145,21 +150,27 @@ class Playout:
             self._fix_start(playing)  # fed while starts were held
         if playing is None or playing.first_sample is None or playing.pending_samples == 0:
             if playing is not None and playing.started and not playing.input_closed:
-                self.underrun_frames += 1
+                self._underrun(playing, FRAME_SAMPLES)
             self.position_samples += FRAME_SAMPLES
             return _SILENCE
         if not playing.started:
             playing.started = True
             playing.on_first_sample(playing.first_sample)
         frame = self._take(playing, FRAME_SAMPLES)
+        playing.sent_samples += len(frame)
         if len(frame) < FRAME_SAMPLES:
             if not playing.input_closed:
-                self.underrun_frames += 1
+                self._underrun(playing, FRAME_SAMPLES - len(frame))
             frame = np.concatenate([frame, np.zeros(FRAME_SAMPLES - len(frame), dtype=np.int16)])
         self.position_samples += FRAME_SAMPLES
         if playing.input_closed and playing.pending_samples == 0:
             self._finish()
         return frame
+
+    def _underrun(self, playing: _Playing, silent_samples: int) -> None:
+        self.underrun_frames += 1
+        if playing.on_gap is not None:
+            playing.on_gap(playing.sent_samples, silent_samples)
 
     def _playing_if(self, utterance_id: str) -> _Playing | None:
         playing = self._playing

@@ -1,6 +1,6 @@
-"""The wire protocol of docs/protocol.md: the four data-channel messages, their schema and the one encoder.
+"""The wire protocol of docs/protocol.md: the five data-channel messages, their schema and the one encoder.
 
-Sessions build typed messages (`UtteranceStart`, `Visemes`, `Prosody`, `UtteranceEnd`); every transport turns
+Sessions build typed messages (`UtteranceStart`, `Visemes`, `Prosody`, `UtteranceGap`, `UtteranceEnd`); every transport turns
 them into bytes with `encode`, so WebRTC data channels and LiveKit data topics carry the same text. `SCHEMAS`
 (JSON Schema, draft 2020-12 subset) is what docs/protocol.md prints and a test holds the two equal; `validate`
 checks any message against them without extra dependencies, with an error that names the offending field.
@@ -8,6 +8,7 @@ checks any message against them without extra dependencies, with an error that n
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Iterable
@@ -66,6 +67,23 @@ class Prosody:
 
 
 @dataclass(frozen=True)
+class UtteranceGap:
+    """The utterance's audio paused for GAP_S of silence at its audio time AT_S (the engine was late mid-utterance),
+    so everything it plays from AT_S on plays GAP_S later: a client moves those events and frames by GAP_S (and by
+    every gap before them), whether they came before this message or after it; an event that spans AT_S stops
+    there and goes on after the silence (`events_after_gaps`)."""
+
+    label: ClassVar[str] = VISEME_LABEL
+    utterance_id: str
+    at_s: float
+    gap_s: float
+
+    def to_json(self) -> dict:
+        return {"type": "utterance_gap", "utterance_id": self.utterance_id, "at_s": round(max(self.at_s, 0.0), 4),
+                "gap_s": round(max(self.gap_s, 0.0), 4)}
+
+
+@dataclass(frozen=True)
 class UtteranceEnd:
     """The utterance is over: played out (`done`), interrupted (`barge_in`, `stop`) or failed (`error`)."""
 
@@ -85,7 +103,31 @@ class UtteranceEnd:
         return message
 
 
-Message = UtteranceStart | Visemes | Prosody | UtteranceEnd
+Message = UtteranceStart | Visemes | Prosody | UtteranceGap | UtteranceEnd
+
+
+def after_gaps(time_s: float, gaps: Iterable[UtteranceGap]) -> float:
+    """When utterance audio time TIME_S plays, given the utterance's GAPS: later by every gap at or before it."""
+    return time_s + sum(gap.gap_s for gap in gaps if gap.at_s <= time_s)
+
+
+def events_after_gaps(events: Iterable[VisemeEvent], gaps: Iterable[UtteranceGap]) -> list[VisemeEvent]:
+    """EVENTS at the times their audio plays: an event that spans a gap stops at it and goes on after it, so the
+    mouth rests while the voice does."""
+    gaps = tuple(gaps)
+    cuts = sorted({gap.at_s for gap in gaps})
+    placed = []
+    for event in events:
+        edges = [event.start_s, *(at for at in cuts if event.start_s < at < event.end_s), event.end_s]
+        for lo, hi in itertools.pairwise(edges):
+            moved_by = after_gaps(lo, gaps) - lo
+            placed.append(replace(event, start_s=lo + moved_by, end_s=hi + moved_by))
+    return placed
+
+
+def frames_after_gaps(frames: Iterable[ProsodyFrame], gaps: Iterable[UtteranceGap]) -> list[ProsodyFrame]:
+    gaps = tuple(gaps)
+    return [replace(f, time_s=after_gaps(f.time_s, gaps)) for f in frames]
 
 
 def visemes(utterance_id: str, events: Iterable[VisemeEvent]) -> Visemes:
@@ -189,6 +231,7 @@ SCHEMAS: dict[str, dict] = {
         ["time_s", "loudness_db", "pitch_hz", "accent"],
         {"time_s": _TIME, "loudness_db": {"type": "number", "minimum": -100, "maximum": 0},
          "pitch_hz": {"type": "number", "minimum": 0}, "accent": {"type": "number", "minimum": 0, "maximum": 1}})}),
+    "utterance_gap": _message_schema("utterance_gap", ["at_s", "gap_s"], {"at_s": _TIME, "gap_s": _TIME}),
     "utterance_end": _message_schema("utterance_end", ["reason"], {
         "reason": {"enum": list(END_REASONS)}, "error": {"type": "string"}}),
 }

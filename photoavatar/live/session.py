@@ -150,7 +150,8 @@ class LiveSession:
         drained: asyncio.Future[None] = loop.create_future()
         playout = self.transport.playout
         playout.start(utterance.utterance_id, utterance.interruption,
-                      lambda sample: _settle(first_sample, (sample, time.monotonic())), lambda: _settle(drained, None))
+                      lambda sample: _settle(first_sample, (sample, time.monotonic())), lambda: _settle(drained, None),
+                      functools.partial(self._tell_gap, utterance.utterance_id))
         synthesis = utterance.scheduler or self._synthesis
         stream = synthesis.submit(self._steps(utterance), _seconds_of,
                                   lambda item: loop.call_soon_threadsafe(inbox.put_nowait, item),
@@ -202,6 +203,11 @@ class LiveSession:
         rtp = self.transport.rtp_timestamp_at(stream_sample)
         self.transport.send(protocol.UtteranceStart(utterance.utterance_id, rtp, utterance.text,
                                                     self.transport.anchor, fed_at_s - utterance.requested_at_s))
+
+    def _tell_gap(self, utterance_id: str, sent_samples: int, silent_samples: int) -> None:
+        """The engine was late: the client moves the utterance's events after the silence, and lip sync holds."""
+        self.transport.send(protocol.UtteranceGap(utterance_id, sent_samples / SAMPLE_RATE_HZ,
+                                                  silent_samples / SAMPLE_RATE_HZ))
 
     def _send_timeline(self, utterance: Utterance, segment: SpeechSegment) -> None:
         if segment.visemes:

@@ -12,8 +12,9 @@ receiver's sender reports of both tracks and checks that they describe one clock
 
 Mouth. `SpeechOnVideo` reads the protocol messages the session sends its client (live/protocol.py):
 utterance_start's rtp_timestamp places the utterance on the stream, viseme and prosody messages add its events,
-and an early utterance_end (barge_in, stop, error) cuts it; the session sends that in the same event-loop turn
-in which the playout drops the audio, so picture and sound stop together.
+an utterance_gap moves its events after the gap (all placed again), and an early utterance_end (barge_in, stop,
+error) cuts it; the session sends that in the same event-loop turn in which the playout drops the audio, so
+picture and sound stop together.
 """
 
 from __future__ import annotations
@@ -32,7 +33,17 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from photoavatar.animate.frames import FrameRenderer, RenderedFrame
 from photoavatar.avatar.bundle import load_bundle
-from photoavatar.live.protocol import RTP_MODULO, Message, Prosody, UtteranceEnd, UtteranceStart, Visemes
+from photoavatar.live.protocol import (
+    RTP_MODULO,
+    Message,
+    Prosody,
+    UtteranceEnd,
+    UtteranceGap,
+    UtteranceStart,
+    Visemes,
+    events_after_gaps,
+    frames_after_gaps,
+)
 from photoavatar.speech.types import ProsodyFrame, VisemeEvent
 
 VIDEO_CLOCK_HZ = 90000  # the RTP clock of every WebRTC video codec
@@ -45,8 +56,9 @@ _START_POLL_S = 0.01  # how often to look whether the audio has started (before 
 @dataclass
 class _Utterance:
     start_s: float | None = None  # stream time of s = 0, once its utterance_start came
-    events: list[VisemeEvent] = field(default_factory=list)  # received before that
+    events: list[VisemeEvent] = field(default_factory=list)  # all received, in utterance audio time
     prosody: list[ProsodyFrame] = field(default_factory=list)
+    gaps: list[UtteranceGap] = field(default_factory=list)
 
 
 class SpeechOnVideo:
@@ -70,11 +82,16 @@ class SpeechOnVideo:
         utterance = self._utterances.setdefault(message.utterance_id, _Utterance())
         if isinstance(message, UtteranceStart):
             utterance.start_s = start_s = self._stream_time_of_rtp(message.rtp_timestamp)
-            events, prosody = tuple(utterance.events), tuple(utterance.prosody)
-            utterance.events, utterance.prosody = [], []
+            events, prosody = self._placed(utterance, utterance.events, utterance.prosody)
             self._pending.append(lambda renderer: renderer.add_utterance(start_s, events, prosody))
         elif isinstance(message, Visemes | Prosody):
             self._add(utterance, message)
+        elif isinstance(message, UtteranceGap):
+            utterance.gaps.append(message)
+            if utterance.start_s is not None:  # its events placed so far move: place them all again
+                start_s = utterance.start_s
+                events, prosody = self._placed(utterance, utterance.events, utterance.prosody)
+                self._pending.append(lambda renderer: renderer.replace_events(start_s, events, prosody))
         elif isinstance(message, UtteranceEnd):
             del self._utterances[message.utterance_id]
             if message.reason != "done" and utterance.start_s is not None:
@@ -90,12 +107,17 @@ class SpeechOnVideo:
     def _add(self, utterance: _Utterance, message: Visemes | Prosody) -> None:
         events = message.events if isinstance(message, Visemes) else ()
         frames = message.frames if isinstance(message, Prosody) else ()
-        if utterance.start_s is None:
-            utterance.events.extend(events)
-            utterance.prosody.extend(frames)
-        else:
+        utterance.events.extend(events)
+        utterance.prosody.extend(frames)
+        if utterance.start_s is not None:
             start_s = utterance.start_s
-            self._pending.append(lambda renderer: renderer.add_utterance(start_s, events, frames))
+            placed_events, placed_frames = self._placed(utterance, events, frames)
+            self._pending.append(lambda renderer: renderer.add_utterance(start_s, placed_events, placed_frames))
+
+    @staticmethod
+    def _placed(utterance: _Utterance, events, frames) -> tuple[tuple[VisemeEvent, ...], tuple[ProsodyFrame, ...]]:
+        """EVENTS and FRAMES of UTTERANCE at the times its audio plays them, after the gaps it has had."""
+        return tuple(events_after_gaps(events, utterance.gaps)), tuple(frames_after_gaps(frames, utterance.gaps))
 
 
 class PacedVideoTrack(MediaStreamTrack):

@@ -22,6 +22,7 @@ const stats = {
   frames: 0, fps: 0, drawMs: 0, blendMs: 0, outputLatencyMs: 0,
   speakToFirstAudioMs: [], serverMs: [], networkMs: [], avOffsetMs: [], syncObservations: 0,
   messages: 0, badMessages: 0, lastError: null,
+  gaps: 0, gapMs: 0, // utterance_gap: silent frames a busy server sent mid-utterance, and their length
   // The scheduler decides the mode (and may switch it on an utterance_start anchor): read it, never copy it.
   get mode() { return page.scheduler?.mode ?? null; },
 };
@@ -97,6 +98,7 @@ function onChannelMessage(label, text) {
     stats.messages += 1;
     page.scheduler?.handle(message);
     if (message.type === "utterance_start" && Number.isFinite(message.server_s)) page.pendingServerMs = message.server_s * 1000;
+    if (message.type === "utterance_gap") { stats.gaps += 1; stats.gapMs += message.gap_s * 1000; }
     if (message.type === "utterance_end" && message.reason === "error") showError(new Error(message.error ?? "the server could not speak that"));
   } catch (error) {
     stats.badMessages += 1;
@@ -260,6 +262,7 @@ function updateReadout(perfMs) {
   $("latency").textContent = `${ms(median(stats.speakToFirstAudioMs))} (server ${ms(median(stats.serverMs))}, ` +
     `network + jitter buffer ${ms(median(stats.networkMs))}, then output ${ms(stats.outputLatencyMs)})`;
   $("av-offset").textContent = ms(median(stats.avOffsetMs));
+  $("gaps").textContent = stats.gaps ? `${stats.gaps} (${ms(stats.gapMs)} of silence: the server fell behind; the mouth waits with the voice)` : "none";
   $("sync-mode").textContent = stats.mode === "rtp" ? `RTP clock (${stats.syncObservations} playout observations)` : "first audio after silence";
   $("render").textContent = page.view ? `server video, ${(page.view.fps ?? 0).toFixed(0)} fps shown`
     : `${stats.fps.toFixed(0)} fps, ${stats.drawMs.toFixed(1)} ms/frame`;

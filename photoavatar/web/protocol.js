@@ -108,6 +108,8 @@ export function parseMessage(text) {
     if (!Array.isArray(message.frames)) throw bad("frames is not a list");
     message.frames = message.frames.filter((f) => finite(f.time_s) && finite(f.loudness_db))
       .map((f) => ({ time_s: f.time_s, loudness_db: f.loudness_db, pitch_hz: finite(f.pitch_hz) ? f.pitch_hz : 0, accent: finite(f.accent) ? f.accent : 0 }));
+  } else if (message.type === "utterance_gap") {
+    if (!finite(message.at_s) || message.at_s < 0 || !finite(message.gap_s) || message.gap_s < 0) throw bad("at_s and gap_s must be seconds >= 0");
   } else if (message.type !== "utterance_end") {
     throw bad("unknown type");
   }

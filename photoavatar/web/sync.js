@@ -128,6 +128,32 @@ export class OnsetDetector {
   }
 }
 
+/**
+ * When utterance audio time T plays after the utterance's GAPS ({atS, gapS}, docs/protocol.md utterance_gap):
+ * later by every gap at or before it. The twin of live/protocol.py's after_gaps.
+ */
+export function afterGaps(t, gaps) {
+  let moved = t;
+  for (const { atS, gapS } of gaps) if (atS <= t) moved += gapS;
+  return moved;
+}
+
+/**
+ * EVENTS at the times their audio plays: an event that spans a gap stops at it and goes on after it, so the
+ * mouth rests while the voice does. The twin of live/protocol.py's events_after_gaps.
+ */
+export function eventsAfterGaps(events, gaps) {
+  if (!gaps.length) return events;
+  const cuts = [...new Set(gaps.map((g) => g.atS))].sort((a, b) => a - b);
+  return events.flatMap((e) => {
+    const edges = [e.start_s, ...cuts.filter((at) => e.start_s < at && at < e.end_s), e.end_s];
+    return edges.slice(1).map((hi, i) => {
+      const movedBy = afterGaps(edges[i], gaps) - edges[i];
+      return { ...e, start_s: edges[i] + movedBy, end_s: hi + movedBy };
+    });
+  });
+}
+
 /** Seconds of utterance audio of the first prosody frame at least as loud as the onset threshold (0 if none). */
 export function firstLoudTimeS(prosodyFrames, thresholdDb = ONSET_THRESHOLD_DB) {
   let first = null;
@@ -189,7 +215,7 @@ export class UtteranceScheduler {
 
   _utterance(id) {
     if (!this.utterances.has(id)) {
-      this.utterances.set(id, { id, baseS: null, started: false, events: [], prosody: [], endS: 0, ended: false, onsetMs: null });
+      this.utterances.set(id, { id, baseS: null, started: false, events: [], prosody: [], gaps: [], endS: 0, ended: false, onsetMs: null });
     }
     return this.utterances.get(id);
   }
@@ -199,6 +225,7 @@ export class UtteranceScheduler {
     if (message.type === "utterance_start") this._start(utterance, message);
     else if (message.type === "viseme") this._add(utterance, message.events, []);
     else if (message.type === "prosody") this._add(utterance, [], message.frames);
+    else if (message.type === "utterance_gap") this._gap(utterance, message);
     else if (message.type === "utterance_end") this._end(utterance, message.reason);
   }
 
@@ -221,6 +248,15 @@ export class UtteranceScheduler {
     utterance.prosody.push(...frames);
     for (const event of events) utterance.endS = Math.max(utterance.endS, event.end_s);
     if (utterance.baseS !== null && this.mixer) this._feed(utterance, events, frames);
+  }
+
+  /**
+   * The server's audio paused (docs/protocol.md, utterance_gap): everything the utterance plays from at_s on plays
+   * gap_s later, the events already fed too, so the mixer is fed again.
+   */
+  _gap(utterance, { at_s: atS, gap_s: gapS }) {
+    utterance.gaps.push({ atS, gapS });
+    if (utterance.baseS !== null) this._refeedMixer();
   }
 
   _end(utterance, reason) {
@@ -247,8 +283,8 @@ export class UtteranceScheduler {
 
   _feed(utterance, events, frames) {
     const base = utterance.baseS;
-    this.mixer.addEvents(events.map((e) => ({ ...e, start_s: e.start_s + base, end_s: e.end_s + base })));
-    this.mixer.addProsody(frames.map((f) => ({ ...f, time_s: f.time_s + base })));
+    this.mixer.addEvents(eventsAfterGaps(events, utterance.gaps).map((e) => ({ ...e, start_s: e.start_s + base, end_s: e.end_s + base })));
+    this.mixer.addProsody(frames.map((f) => ({ ...f, time_s: base + afterGaps(f.time_s, utterance.gaps) })));
   }
 
   /** A mixer holding exactly the anchored utterances' events (after a drop, or when the mixer is first made). */
@@ -308,7 +344,7 @@ export class UtteranceScheduler {
 
   _forgetFinished(nowS, perfMs) {
     for (const [id, u] of this.utterances) {
-      const played = u.baseS !== null && nowS > u.baseS + u.endS + 1;
+      const played = u.baseS !== null && nowS > u.baseS + afterGaps(u.endS, u.gaps) + 1;
       const neverHeard = u.baseS === null && perfMs - u.endedPerfMs > 3000; // its audio never came
       if (u.ended && (played || neverHeard)) this.utterances.delete(id);
     }
@@ -316,6 +352,6 @@ export class UtteranceScheduler {
 
   get speaking() {
     const now = this.mixer?.timeS;
-    return [...this.utterances.values()].some((u) => !u.ended || (u.baseS !== null && now !== undefined && now < u.baseS + u.endS));
+    return [...this.utterances.values()].some((u) => !u.ended || (u.baseS !== null && now !== undefined && now < u.baseS + afterGaps(u.endS, u.gaps)));
   }
 }

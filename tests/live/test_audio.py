@@ -95,13 +95,21 @@ async def test_the_track_holds_starts_until_its_first_frame_has_gone_out():
     track.stop()
 
 
-def test_an_engine_late_mid_utterance_counts_as_underrun():
-    playout = Playout()
-    playout.start("u1", Interruption(), lambda _: None, lambda: None)
+def test_an_engine_late_mid_utterance_counts_as_underrun_and_says_where_the_silence_went():
+    playout, gaps = Playout(), []
+    playout.start("u1", Interruption(), lambda _: None, lambda: None, lambda *gap: gaps.append(gap))
     playout.feed("u1", ramp(FRAME_SAMPLES + 100))
     playout.next_frame()
     partial = playout.next_frame()
     assert partial[:100].all() and not partial[100:].any() and playout.underrun_frames == 1
+    assert gaps == [(FRAME_SAMPLES + 100, FRAME_SAMPLES - 100)]
+    assert not playout.next_frame().any()  # still nothing: a whole frame of silence at the same place
+    playout.feed("u1", ramp(FRAME_SAMPLES))
+    assert playout.next_frame().all()
+    playout.close_input("u1")
+    assert not playout.next_frame().any()  # the end of the utterance is no gap
+    assert gaps == [(FRAME_SAMPLES + 100, FRAME_SAMPLES - 100), (FRAME_SAMPLES + 100, FRAME_SAMPLES)]
+    assert playout.underrun_frames == 2
 
 
 def test_resampling_to_48k_keeps_pitch_and_joins_chunks_seamlessly():

@@ -10,6 +10,7 @@ import pytest
 
 from photoavatar.live import protocol
 from photoavatar.live.protocol import MessageError, encode, validate
+from photoavatar.speech.types import VisemeEvent
 
 REPO = Path(__file__).resolve().parents[2]
 TEXT = "Bob bought a big blue paper map. My mom made maple muffins. Pam picked a pumpkin."
@@ -25,7 +26,7 @@ def produced_messages(segments) -> list[protocol.Message]:
     """One of each message as a session sends them, with real timelines and the optional error field."""
     return [protocol.UtteranceStart("u_1", 4_000_000_000, TEXT, "rtp", server_s=0.062),
             *(protocol.visemes("u_1", s.visemes) for s in segments),
-            *(protocol.prosody("u_1", s.prosody) for s in segments),
+            *(protocol.prosody("u_1", s.prosody) for s in segments), protocol.UtteranceGap("u_1", 1.2345, 0.02),
             protocol.UtteranceEnd("u_1", "done"), protocol.UtteranceEnd("u_2", "error", "the voice failed")]
 
 
@@ -52,7 +53,9 @@ def test_messages_validate_and_round_trip_as_compact_json(segments):
     ({"type": "prosody", "utterance_id": "u", "frames": [{"time_s": 0, "loudness_db": 3, "pitch_hz": 0,
                                                           "accent": 0}]}, "<= 0"),
     ({"type": "prosody", "utterance_id": "u", "frames": [], "extra": 1}, "unknown field"),
-    ({"type": "hello"}, "with type 'utterance_start', 'viseme', 'prosody' or 'utterance_end'"),
+    ({"type": "hello"}, "with type 'utterance_start', 'viseme', 'prosody', 'utterance_gap' or 'utterance_end'"),
+    ({"type": "utterance_gap", "utterance_id": "u", "at_s": 1.0}, "lacks gap_s"),
+    ({"type": "utterance_gap", "utterance_id": "u", "at_s": -0.1, "gap_s": 0.02}, "at_s must be >= 0"),
     ({"type": "utterance_start", "utterance_id": "u", "rtp_timestamp": 2**32, "rtp_clock_hz": 48000, "text": "",
       "anchor": "rtp"}, r"rtp_timestamp must be <= 4294967295"),
     ({"type": "utterance_start", "utterance_id": "u", "rtp_timestamp": 1.5, "rtp_clock_hz": 48000, "text": "",
@@ -130,3 +133,19 @@ def test_every_documented_field_is_produced_on_its_label(segments):
                 paths.update(f"{key}[].{inner}" for item in value for inner in item)
     assert sent == {kind: set(fields) for kind, fields in documented.items()}
 
+
+
+def test_after_gaps_moves_a_time_by_every_gap_at_or_before_it():
+    gaps = [protocol.UtteranceGap("u", 0.4, 0.02), protocol.UtteranceGap("u", 0.4, 0.02),
+            protocol.UtteranceGap("u", 1.0, 0.005)]
+    assert protocol.after_gaps(0.3, gaps) == 0.3
+    assert protocol.after_gaps(0.4, gaps) == pytest.approx(0.44)
+    assert protocol.after_gaps(1.2, gaps) == pytest.approx(1.245)
+
+
+def test_an_event_that_spans_a_gap_stops_at_it_and_goes_on_after_it():
+    gaps = [protocol.UtteranceGap("u", 0.4, 0.1), protocol.UtteranceGap("u", 0.4, 0.1)]
+    placed = protocol.events_after_gaps([VisemeEvent("AI", 0.1, 0.4, 1.0), VisemeEvent("E", 0.3, 0.6, 0.5),
+                                         VisemeEvent("O", 0.4, 0.7, 1.0)], gaps)
+    assert [(e.viseme, round(e.start_s, 6), round(e.end_s, 6), e.weight) for e in placed] == [
+        ("AI", 0.1, 0.4, 1.0), ("E", 0.3, 0.4, 0.5), ("E", 0.6, 0.8, 0.5), ("O", 0.6, 0.9, 1.0)]

@@ -1,5 +1,5 @@
 """The server's video track (live/video.py): one clock with the audio, checked on the RTCP sender reports a real
-aiortc receiver gets, and the mouth driven by the protocol messages (placement, barge-in)."""
+aiortc receiver gets, and the mouth driven by the protocol messages (placement, gaps, barge-in)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RtcpSrPacket
 
 from photoavatar.animate.frames import FrameRenderer
+from photoavatar.live import protocol
 from photoavatar.live.audio import SAMPLE_RATE_HZ, PacedAudioTrack, Playout
 from photoavatar.live.protocol import RTP_MODULO, Prosody, UtteranceEnd, UtteranceStart, Visemes
 from photoavatar.live.video import VIDEO_CLOCK_HZ, PacedVideoTrack, SpeechOnVideo
@@ -106,6 +107,31 @@ def test_messages_place_an_utterance_where_its_first_sample_is_heard(synthetic_b
         assert speech.render(index).mix.weights == pytest.approx(reference.render(index).mix.weights, abs=1e-9)
     speech.handle(UtteranceEnd("u1", "done"))  # done: its events still play out
     assert speech.cuts == 0
+
+
+def test_a_gap_in_the_audio_moves_the_mouth_after_it_placed_before_the_gap_or_after(synthetic_bundle, vector_sentence):
+    events, prosody = vector_sentence
+    half = len(events) // 2
+    at_s = events[half].start_s
+    gaps = [protocol.UtteranceGap("u1", at_s, 0.02), protocol.UtteranceGap("u1", at_s, 0.02),
+            protocol.UtteranceGap("u1", at_s + 0.3, 0.005)]
+    speech = SpeechOnVideo(FrameRenderer(synthetic_bundle), lambda rtp: rtp / SAMPLE_RATE_HZ)
+    reference = FrameRenderer(synthetic_bundle)  # the utterance as its audio plays: 45 ms of silence in it
+    reference.add_utterance(1.0, protocol.events_after_gaps(events, gaps), protocol.frames_after_gaps(prosody, gaps))
+    speech.handle(UtteranceStart("u1", SAMPLE_RATE_HZ, "hello", "rtp"))
+    speech.handle(Visemes("u1", events[:half]))
+    speech.handle(Prosody("u1", prosody))
+    for gap in gaps:
+        speech.handle(gap)
+    speech.handle(Visemes("u1", events[half:]))  # the next phrase, sent after the gaps
+    fps = reference.fps
+    indices = range(round(fps), round((2.0 + events[-1].end_s) * fps))
+    assert all(speech.render(k).mix.weights == pytest.approx(reference.render(k).mix.weights, abs=1e-9)
+               for k in indices)
+    unmoved = FrameRenderer(synthetic_bundle)
+    unmoved.add_utterance(1.0, events, prosody)
+    assert any(unmoved.render(k).mix.weights != pytest.approx(reference.render(k).mix.weights, abs=0.05)
+               for k in indices), "the gaps must change the picture, or this test shows nothing"
 
 
 def test_barge_in_cuts_the_mouth_and_a_queued_end_does_not(synthetic_bundle, vector_sentence):

@@ -19,6 +19,7 @@ from photoavatar.live.protocol import validate
 from photoavatar.server.app import create_app
 from photoavatar.server.config import ServerSettings
 from photoavatar.testing.peer import ClientPeer
+from photoavatar.testing.slow_speech import late_after_the_first_segment
 
 SENTENCE = "Hello there. This is the live avatar speaking over a real peer connection."
 LONG_TEXT = " ".join(["This sentence is long enough to still be playing when the next request arrives."] * 4)
@@ -140,6 +141,30 @@ async def test_speech_arrives_with_events_stamped_in_rtp_time(tmp_path, speech):
         # and it is speech: energy over the utterance's length, silence after the end
         loud = [pts for _, pts, s in peer.frames if rms(s) > ENERGY_RMS]
         assert (loud[-1] - loud[0]) / 48000 > 1.5
+
+
+async def test_a_late_engine_pauses_the_audio_and_the_gap_messages_say_where_the_rest_plays(tmp_path, speech):
+    source, voices = speech
+    produced = []
+    late = late_after_the_first_segment(source, SENTENCE, delay_s=0.5, kept=produced)
+    async with connected_peer(tmp_path, (late, voices)) as (http, session, peer, auth):
+        await speak(http, session, auth, SENTENCE)
+        await peer.wait_for(lambda: peer.of_type("utterance_end"), timeout_s=20)
+        start, = peer.of_type("utterance_start")
+        gaps = peer.of_type("utterance_gap")
+        assert gaps and {g["utterance_id"] for g in gaps} == {start["utterance_id"]}
+        first_s = len(source_audio_48k(produced[:1])) / 48000
+        at_s, gap_s = gaps[0]["at_s"], sum(g["gap_s"] for g in gaps)
+        assert {g["at_s"] for g in gaps} == {at_s} and abs(at_s - first_s) < 0.005, (gaps, first_s)
+        assert 0.1 < gap_s < 0.6, gap_s  # 0.5 s late, less the first segment's playing time
+        # the audio after the gap lies in the decoded stream exactly where the messages say
+        at, moved = round(at_s * 48000), round((at_s + gap_s) * 48000)
+        after_gap = source_audio_48k(produced)[at:at + 24000]
+        expected_pts = (start["rtp_timestamp"] - peer.rtp_origin() + moved) % RTP_MODULO
+        max_lag = 4 * FRAME_SAMPLES
+        lag = lag_of(after_gap, received_audio(peer, expected_pts - max_lag, len(after_gap) + 2 * max_lag), max_lag)
+        print(f"audio after the gap vs where utterance_gap put it: {lag} samples; gap {gap_s * 1000:.0f} ms")
+        assert abs(lag) <= 48, lag  # 1 ms
 
 
 async def test_the_start_and_first_events_leave_before_the_first_sample(tmp_path, speech):

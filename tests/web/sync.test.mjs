@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  OnsetDetector, RtpPlayoutClock, RtpUnwrapper, UtteranceScheduler, firstLoudTimeS, rtpDelta, ssrcTimeToPerfMs,
+  OnsetDetector, RtpPlayoutClock, RtpUnwrapper, UtteranceScheduler, afterGaps, eventsAfterGaps, firstLoudTimeS, rtpDelta, ssrcTimeToPerfMs,
 } from "../../photoavatar/web/sync.js";
 import { MixerConfig, VisemeMixer } from "../../photoavatar/web/mixer.js";
 
@@ -87,6 +87,43 @@ test("rtp mode: events play at the RTP time the utterance starts at, whatever or
   scheduler.handle({ type: "utterance_end", utterance_id: "u1", reason: "done" });
   assert.ok(scheduler.advance(3300).weights.AI > 0.99, "done: the queued events still play");
   assert.ok(scheduler.advance(3700).weights.Rest > 0.99);
+  assert.equal(scheduler.speaking, false);
+});
+
+test("afterGaps moves a time by every gap at or before it; eventsAfterGaps splits an event a gap falls in", () => {
+  const gaps = [{ atS: 0.4, gapS: 0.02 }, { atS: 0.4, gapS: 0.02 }, { atS: 1.0, gapS: 0.005 }];
+  assert.equal(afterGaps(0.3, gaps), 0.3);
+  assert.ok(Math.abs(afterGaps(0.4, gaps) - 0.44) < 1e-12);
+  assert.ok(Math.abs(afterGaps(1.2, gaps) - 1.245) < 1e-12);
+  const wide = [{ atS: 0.4, gapS: 0.1 }, { atS: 0.4, gapS: 0.1 }]; // the same case as tests/live/test_protocol.py
+  const placed = eventsAfterGaps([{ viseme: "AI", start_s: 0.1, end_s: 0.4, weight: 1 },
+    { viseme: "E", start_s: 0.3, end_s: 0.6, weight: 0.5 }, { viseme: "O", start_s: 0.4, end_s: 0.7, weight: 1 }], wide);
+  const round6 = (x) => Math.round(x * 1e6) / 1e6;
+  assert.deepEqual(placed.map((e) => [e.viseme, round6(e.start_s), round6(e.end_s), e.weight]),
+    [["AI", 0.1, 0.4, 1], ["E", 0.3, 0.4, 0.5], ["E", 0.6, 0.8, 0.5], ["O", 0.6, 0.9, 1]]);
+});
+
+test("utterance_gap: events after the gap play that much later, fed before the message or after it", () => {
+  const clock = new RtpPlayoutClock();
+  clock.observe({ rtpTimestamp: 0, timestamp: 1000 }, 0); // RTP 0 plays at perf 1000 ms
+  const scheduler = new UtteranceScheduler(makeMixer, { mode: "rtp", clock });
+  scheduler.handle({ type: "utterance_start", utterance_id: "u", rtp_timestamp: 0, anchor: "rtp" });
+  scheduler.handle(viseme("u", [{ viseme: "AI", start_s: 0.0, end_s: 0.4, weight: 1 },
+    { viseme: "MBP", start_s: 0.4, end_s: 0.6, weight: 1 }]));
+  scheduler.advance(1000);
+  assert.ok(scheduler.advance(1350).weights.AI > 0.9);
+  scheduler.handle({ type: "utterance_gap", utterance_id: "u", at_s: 0.4, gap_s: 0.2 }); // 200 ms of silence at 0.4 s
+  scheduler.handle(viseme("u", [{ viseme: "O", start_s: 0.6, end_s: 0.9, weight: 1 }])); // the next phrase, after it
+  const inGap = scheduler.advance(1550);
+  assert.ok(inGap.weights.MBP < 0.05, `the closure waits for its sound: ${JSON.stringify(inGap.weights)}`);
+  assert.ok(scheduler.advance(1780).weights.MBP > 0.9, "MBP now at 0.6-0.8 s");
+  assert.ok(scheduler.advance(1790).weights.O < 0.1, "O waits for the end of the moved MBP (0.8 s), not 0.6 s");
+  assert.ok(scheduler.advance(1990).weights.O > 0.9, "the later phrase moved too: O at 0.8-1.1 s");
+  scheduler.handle({ type: "utterance_end", utterance_id: "u", reason: "done" });
+  assert.ok(scheduler.speaking, "still speaking until its moved end (1.1 s)");
+  scheduler.advance(2050);
+  assert.ok(scheduler.speaking);
+  scheduler.advance(2300);
   assert.equal(scheduler.speaking, false);
 });
 

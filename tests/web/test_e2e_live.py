@@ -1,4 +1,5 @@
-"""Issue 4, in a real browser: audio energy, rendered visemes, /stop and barge-in silence the old speech.
+"""Issue 4, in a real browser: audio energy, rendered visemes, /stop and barge-in silence the old speech; and
+a gap in the audio (an engine that falls behind) holds the mouth with the voice.
 
 The real server on loopback (aiortc, Piper), the bundled page in headless Chromium, watched by the live probe
 (photoavatar/testing/live_probe.py). The bounds here are loose (about 5x the targets): they catch broken
@@ -17,6 +18,7 @@ from photoavatar.testing.live_probe import (
     av_offset_ms,
     connect_with_probe,
     jitter_buffer_between,
+    playout_clock,
     rtp_delta,
     stop_to_silence_ms,
 )
@@ -24,8 +26,29 @@ from photoavatar.testing.live_probe import (
 pytestmark = pytest.mark.slow
 
 STOP_BOUND_MS = 500  # 5x the 100 ms target of /stop and barge-in (bench/live.py measures the target)
+GAP_TEXT = "Hello there, this reply waits for a slow engine after its first sounds."
+GAP_DELAY_S = 0.8  # the engine's second step this late: about half a second of silence after the first sounds
+MIXER_SETTLE_MS = 150  # the mixer's release after a sound, and its anticipation of the next (coarticulation)
 LONG_TEXT = ("This is a long sentence that keeps going for quite a while, so that there is plenty of time "
              "to interrupt it somewhere in the middle of all these words.")
+
+
+@pytest.fixture(scope="module")
+def late_server(tmp_path_factory, faces_dir):
+    """The real server whose engine falls behind on GAP_TEXT: its second step GAP_DELAY_S late."""
+    from photoavatar.server.app import create_app, engine_speech_source
+    from photoavatar.server.config import ServerSettings
+    from photoavatar.testing.bundles import write_test_bundle
+    from photoavatar.testing.servers import server_in_thread
+    from photoavatar.testing.slow_speech import late_after_the_first_segment
+
+    avatars = tmp_path_factory.mktemp("avatars")
+    write_test_bundle(avatars / "grace", faces_dir / "grace_hopper.jpg")
+    source, engine = engine_speech_source("piper")
+    late = late_after_the_first_segment(source, GAP_TEXT, GAP_DELAY_S)
+    app = create_app(ServerSettings.from_settings(avatars_dir=avatars), speech=late, voices=engine.voices())
+    with server_in_thread(app) as base_url:
+        yield base_url
 
 
 # -- the tests -------------------------------------------------------------------------------------------------
@@ -123,4 +146,36 @@ def test_barge_in_replaces_the_utterance_and_never_plays_two(live_server, page):
     assert cut_ms - second["start_ms"] - jitter_ms <= STOP_BOUND_MS, \
         f"the first utterance went on {cut_ms - second['start_ms']:.0f} ms after the barge-in ({jitter_ms:.0f} ms jitter buffer)"
     page.wait_for_function("window.photoavatar.state === 'ready'", timeout=5000)
+    assert page.errors == []
+
+
+def test_a_gap_in_the_audio_holds_the_mouth_with_the_voice(late_server, page):
+    probe = connect_with_probe(page, late_server)
+    probe.page.evaluate("() => window.__liveProbe.watchMouth()")
+    page.wait_for_timeout(500)
+    rest = max(m["difference"] for m in probe.drain().mouth)
+    uid = probe.speak(GAP_TEXT)["body"]["utterance_id"]
+    probe.wait_for_message("utterance_end", uid)
+    page.wait_for_timeout(1000)
+    talk = probe.drain()
+
+    gaps = talk.of_type("utterance_gap", uid)
+    assert gaps, "the engine was late: the server says where the silence went"
+    stats = page.evaluate("() => window.photoavatar.stats")
+    assert stats["gaps"] == len(gaps) and stats["badMessages"] == 0, stats
+    at_s, gap_s = gaps[0]["at_s"], sum(g["gap_s"] for g in gaps if g["at_s"] == gaps[0]["at_s"])
+    assert gap_s > 0.4, gaps
+    # When the silence is heard, from the receiver's own playout clock (as the page maps RTP time).
+    start = talk.of_type("utterance_start", uid)[0]
+    offset, reference = playout_clock(talk, start["at_ms"] + at_s * 1000)
+    silence_ms = [offset + (rtp_delta(start["rtp_timestamp"], reference) / RTP_CLOCK_HZ + s) * 1000
+                  for s in (at_s, at_s + gap_s)]
+    talking = sorted(m["difference"] for m in talk.mouth if m["difference"] > rest)
+    still = [m["difference"] for m in talk.mouth
+             if silence_ms[0] + MIXER_SETTLE_MS < m["perf_ms"] < silence_ms[1] - MIXER_SETTLE_MS]
+    print(f"\ngap of {gap_s * 1000:.0f} ms at {at_s:.3f} s: mouth in it {max(still):.1f} (rest {rest:.1f}, "
+          f"talking p90 {talking[int(0.9 * len(talking))]:.1f})")
+    assert len(still) > 5, "frames drawn during the silence"
+    # The mouth rests while the voice does; a page that ignored the gap would go on talking through it.
+    assert max(still) <= rest + 0.3 * (talking[int(0.9 * len(talking))] - rest), still
     assert page.errors == []
