@@ -1,9 +1,10 @@
 """The wire protocol of docs/protocol.md: the five data-channel messages, their schema and the one encoder.
 
-Sessions build typed messages (`UtteranceStart`, `Visemes`, `Prosody`, `UtteranceGap`, `UtteranceEnd`); every transport turns
-them into bytes with `encode`, so WebRTC data channels and LiveKit data topics carry the same text. `SCHEMAS`
-(JSON Schema, draft 2020-12 subset) is what docs/protocol.md prints and a test holds the two equal; `validate`
-checks any message against them without extra dependencies, with an error that names the offending field.
+Sessions build typed messages (`UtteranceStart`, `Visemes`, `Prosody`, `UtteranceGap`, `UtteranceEnd`); every
+transport turns them into bytes with `encode`, so WebRTC data channels and LiveKit data topics carry the same
+text. `SCHEMAS` (JSON Schema, draft 2020-12 subset) is what docs/protocol.md prints and a test holds the two
+equal; `validate` checks any message against them without extra dependencies, with an error that names the
+offending field. `after_gaps` and `events_after_gaps` say when an utterance's times play once it has had gaps.
 """
 
 from __future__ import annotations
