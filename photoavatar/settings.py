@@ -67,10 +67,14 @@ def tts_threads() -> int:
 # Voice instances that synthesise at once (one model run each, one server synthesis worker each): by default one
 # per core this process may run on, up to MAX_TTS_MODELS. Measured on 2 cores (docs/latency.md, "Ten sessions on
 # two cores"): 2 x 1 thread beat 2 x 2 and 1 x 2, and 3 or 4 instances (runs sharing the cores) left ten sessions
-# 50-200 ms later and with 2-8 times the gaps. Their threads run at low priority (SYNTHESIS_NICE), so audio
-# pacing is not delayed. bench/live_sessions.py --configs new:2x1,new:3x1,new:2x2 compares them in one run.
+# 50-200 ms later and with 2-8 times the gaps. bench/live_sessions.py --configs new:2x1,new:3x1,new:2x2
+# compares them in one run.
 TTS_MODELS = "PHOTOAVATAR_TTS_MODELS"
-SYNTHESIS_NICE = 10  # synthesis threads (the server's workers, onnxruntime's own) yield the CPU to audio pacing
+# Bulk work no listener waits for (analysing an uploaded audio file: seconds of CPU) runs at this nice, below the
+# live audio and synthesis. Live synthesis itself runs at normal priority: at nice 10 ten sessions were 20-47 ms
+# later at the median with more gaps in every round (docs/latency.md, "Priority"), likely as a worker preempted
+# in Python holds the GIL the event loop needs; the loop still gets its turns at nice 0 (pacing p99 under 12 ms).
+BULK_NICE = 10
 MIN_TTS_MODELS, MAX_TTS_MODELS = 1, 4
 
 

@@ -47,7 +47,6 @@ from photoavatar.server.guards import (
     rate_limit,
     single_threaded_blas,
     valid_id,
-    yield_cpu_to_audio,
 )
 from photoavatar.server.ids import JOB_ID, VOICE_ID
 from photoavatar.server.jobs import AvatarJobs, TooManyJobs, new_work_folder
@@ -145,7 +144,7 @@ class _ServerState:
         self.session_totals = health.SessionTotals()
         limits = settings.limits
         # one model run per worker, by deadline across sessions; a worker per voice instance (PHOTOAVATAR_TTS_MODELS)
-        self.scheduler = SynthesisScheduler(settings.tts_models, initializer=yield_cpu_to_audio,
+        self.scheduler = SynthesisScheduler(settings.tts_models,
                                             max_streams=settings.tts_models * settings.tts_streams_per_model)
         self.sessions = SessionRegistry(speech, self.scheduler, settings.max_sessions, settings.session_ttl_s,
                                         min(settings.connect_timeout_s, limits.unconnected_timeout_s),

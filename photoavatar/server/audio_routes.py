@@ -45,7 +45,7 @@ def audio_routes(state) -> APIRouter:
     """The routes, over the server's state (server/app.py registers them with one include_router)."""
     router = APIRouter()
     streams = SynthesisScheduler(max(1, state.settings.max_sessions))
-    # Files are analysed (seconds of CPU) at the TTS threads' low priority: the 20 ms audio pacing must win.
+    # Files are analysed (seconds of CPU) at low priority: live audio and synthesis must win.
     analysis = ThreadPoolExecutor(ANALYSIS_WORKERS, "audio-analysis", initializer=yield_cpu_to_audio)
 
     @router.post("/speak-audio", status_code=202, summary="play speech audio in a session, with visemes")

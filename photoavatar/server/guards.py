@@ -18,7 +18,7 @@ from photoavatar.live.session import LiveSession
 from photoavatar.live.tokens import TokenError
 from photoavatar.server.ids import SESSION_ID, IdRule, InvalidId
 from photoavatar.server.limits import RateLimiter
-from photoavatar.settings import SYNTHESIS_NICE
+from photoavatar.settings import BULK_NICE
 
 
 def http_error(status: int, detail: str, headers: dict | None = None) -> HTTPException:
@@ -66,12 +66,12 @@ def rate_limit(limiter: RateLimiter, key: str, what: str) -> None:
 
 
 def yield_cpu_to_audio() -> None:
-    """Run this worker thread at a lower priority: on a busy CPU the 20 ms audio pacing must win.
+    """Run this bulk worker thread (file analysis) at BULK_NICE: on a busy CPU live audio and synthesis win.
 
     Linux gives each thread its own nice value (by native thread id); elsewhere this is a no-op.
     """
     with contextlib.suppress(AttributeError, OSError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SYNTHESIS_NICE)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BULK_NICE)
 
 
 def single_threaded_blas() -> None:

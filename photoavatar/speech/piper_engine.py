@@ -32,7 +32,6 @@ from photoavatar.settings import (
     MAX_TTS_MODELS,
     MAX_TTS_THREADS,
     MIN_TTS_THREADS,
-    SYNTHESIS_NICE,
     TTS_THREADS,
     setting,
 )
@@ -246,9 +245,8 @@ class LoadedVoice:
         def session(part: bytes, part_options):
             return onnxruntime.InferenceSession(part, sess_options=part_options, providers=["CPUExecutionProvider"])
 
-        self.instances = _in_low_priority_thread(lambda: [
-            _Instance(session(graphs.sentence, one_thread), [session(part.model, options) for part in graphs.parts])
-            for _ in range(models)])
+        self.instances = [_Instance(session(graphs.sentence, one_thread),
+                                    [session(part.model, options) for part in graphs.parts]) for _ in range(models)]
         self.file = voice
         self.info = voice.info()
         # piper's own object only phonemizes and holds the config: its runs are the parts' (session None)
@@ -580,28 +578,6 @@ def _clip(timings: tuple[PhonemeTiming, ...], start: int, end: int) -> tuple[Pho
         if hi > lo:
             clipped.append(PhonemeTiming(timing.phoneme, lo, hi - lo, timing.stress))
     return tuple(clipped)
-
-
-def _in_low_priority_thread(make):
-    """MAKE() run in a thread at SYNTHESIS_NICE: onnxruntime's intra-op threads, created with the session, inherit
-    that priority (Linux nice is per thread), so synthesis never delays a live server's 20 ms audio frames."""
-    result: list = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        with contextlib.suppress(AttributeError, OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SYNTHESIS_NICE)
-        try:
-            result.append(make())
-        except BaseException as error:  # re-raised in the caller's thread
-            failure.append(error)
-
-    thread = threading.Thread(target=run, name="piper-load")
-    thread.start()
-    thread.join()
-    if failure:
-        raise failure[0]
-    return result[0]
 
 
 def _return_freed_memory() -> None:
